@@ -1,0 +1,334 @@
+"""Parametric environment families: how each family's physical parameters are set and read back.
+
+A family (``envs/<name>.yaml``) names a Gymnasium id, the nominal value and hard bounds of each physical
+parameter, and an *adapter*: the explicit map ``parameter name -> (setter, getter)`` defined here. Setters
+keep derived quantities consistent (CartPole's ``total_mass`` and ``polemass_length``); every apply is
+read back and verified, so a typo can never silently create a new attribute.
+
+:class:`FamilyEnv` is the Gymnasium wrapper that holds a family's current parameters and re-applies them
+on every ``reset`` (PyBullet scenes reset gravity on each episode, so parameters must be re-applied after
+the robot is loaded, every time).
+"""
+
+from __future__ import annotations
+
+import math
+import types
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import gymnasium as gym
+import numpy as np
+
+from rltransfer.errors import ConfigError, unknown_name
+
+if TYPE_CHECKING:
+    from rltransfer.config import EnvFamily
+
+Setter = Callable[[Any, float], None]
+Getter = Callable[[Any], float]
+
+
+@dataclass(frozen=True)
+class Adapter:
+    """The explicit parameter map of one family.
+
+    Attributes:
+        name: adapter name referenced by ``adapter:`` in the family YAML.
+        params: parameter name -> (setter, getter), both taking the *unwrapped* env.
+        after_reset: apply after ``env.reset()`` (PyBullet: bodies exist only then, gravity is reset).
+        prepare: called once on the unwrapped env after the first reset (record nominal masses etc.).
+        imports: modules to import so the Gymnasium id is registered.
+    """
+
+    name: str
+    params: dict[str, tuple[Setter, Getter]]
+    after_reset: bool = False
+    prepare: Callable[[Any], None] | None = None
+    imports: tuple[str, ...] = ()
+
+
+def _attr(attr: str) -> tuple[Setter, Getter]:
+    def setter(env: Any, value: float) -> None:
+        if not hasattr(env, attr):
+            raise AttributeError(f"{type(env).__name__} has no attribute {attr!r}")
+        setattr(env, attr, float(value))
+
+    return setter, lambda env: float(getattr(env, attr))
+
+
+# ------------------------------------------------------------------------------------------ classic control
+
+
+def _cartpole_length(env: Any, v: float) -> None:
+    env.length = float(v)
+    env.polemass_length = env.masspole * env.length
+
+
+def _cartpole_pole_mass(env: Any, v: float) -> None:
+    env.masspole = float(v)
+    env.total_mass = env.masspole + env.masscart
+    env.polemass_length = env.masspole * env.length
+
+
+def _cartpole_cart_mass(env: Any, v: float) -> None:
+    env.masscart = float(v)
+    env.total_mass = env.masspole + env.masscart
+
+
+CARTPOLE = Adapter(
+    "cartpole",
+    {
+        "length": (_cartpole_length, lambda e: float(e.length)),
+        "pole_mass": (_cartpole_pole_mass, lambda e: float(e.masspole)),
+        "cart_mass": (_cartpole_cart_mass, lambda e: float(e.masscart)),
+        "gravity": _attr("gravity"),
+        "force_mag": _attr("force_mag"),
+    },
+)
+
+PENDULUM = Adapter(
+    "pendulum",
+    {"mass": _attr("m"), "length": _attr("l"), "gravity": _attr("g"), "max_torque": _attr("max_torque")},
+)
+
+MOUNTAINCAR = Adapter("mountaincar", {"power": _attr("power")})
+
+
+def _acrobot_length(index: int) -> tuple[Setter, Getter]:
+    def setter(env: Any, v: float) -> None:
+        setattr(env, f"LINK_LENGTH_{index}", float(v))
+        setattr(env, f"LINK_COM_POS_{index}", float(v) / 2.0)  # centre of mass stays mid-link
+
+    return setter, lambda env: float(getattr(env, f"LINK_LENGTH_{index}"))
+
+
+ACROBOT = Adapter(
+    "acrobot",
+    {
+        "link_length_1": _acrobot_length(1),
+        "link_length_2": _acrobot_length(2),
+        "link_mass_1": _attr("LINK_MASS_1"),
+        "link_mass_2": _attr("LINK_MASS_2"),
+    },
+)
+
+# ----------------------------------------------------------------------------------------------- PyBullet
+
+_NOMINAL = "_rltransfer_nominal"
+
+
+def _part(env: Any, link: str) -> tuple[int, int]:
+    part = env.robot.parts[link]
+    return part.bodies[part.bodyIndex], part.bodyPartIndex
+
+
+def _bullet_prepare(links: tuple[str, ...]) -> Callable[[Any], None]:
+    def prepare(env: Any) -> None:
+        if getattr(env, _NOMINAL, None) is not None:
+            return
+        nominal = {}
+        for link in links:
+            if link not in env.robot.parts:
+                raise ConfigError(
+                    f"{type(env).__name__} has no link {link!r}; links: {sorted(env.robot.parts)}"
+                )
+            body, index = _part(env, link)
+            nominal[link] = float(env._p.getDynamicsInfo(body, index)[0])
+        setattr(env, _NOMINAL, {"mass": nominal, "scale": dict.fromkeys(links, 1.0), "global": 1.0})
+
+    return prepare
+
+
+def _apply_masses(env: Any) -> None:
+    state = getattr(env, _NOMINAL)
+    for link, mass in state["mass"].items():
+        body, index = _part(env, link)
+        env._p.changeDynamics(body, index, mass=mass * state["scale"][link] * state["global"])
+
+
+def _link_mass_scale(link: str) -> tuple[Setter, Getter]:
+    def setter(env: Any, v: float) -> None:
+        getattr(env, _NOMINAL)["scale"][link] = float(v)
+        _apply_masses(env)
+
+    def getter(env: Any) -> float:
+        state = getattr(env, _NOMINAL)
+        body, index = _part(env, link)
+        return float(env._p.getDynamicsInfo(body, index)[0]) / (state["mass"][link] * state["global"])
+
+    return setter, getter
+
+
+def _global_mass_scale(env: Any, v: float) -> None:
+    getattr(env, _NOMINAL)["global"] = float(v)
+    _apply_masses(env)
+
+
+def _global_mass_scale_get(env: Any) -> float:
+    state = getattr(env, _NOMINAL)
+    link = next(iter(state["mass"]))
+    body, index = _part(env, link)
+    return float(env._p.getDynamicsInfo(body, index)[0]) / (state["mass"][link] * state["scale"][link])
+
+
+def _gravity(env: Any, v: float) -> None:
+    env._p.setGravity(0, 0, -float(v))
+
+
+def _gravity_get(env: Any) -> float:
+    return -float(env._p.getPhysicsEngineParameters()["gravityAccelerationZ"])
+
+
+def _friction(links: tuple[str, ...]) -> tuple[Setter, Getter]:
+    def setter(env: Any, v: float) -> None:
+        for link in links:
+            body, index = _part(env, link)
+            env._p.changeDynamics(body, index, lateralFriction=float(v))
+
+    def getter(env: Any) -> float:
+        body, index = _part(env, links[0])
+        return float(env._p.getDynamicsInfo(body, index)[1])
+
+    return setter, getter
+
+
+def _pendulum_apply_action(robot: Any, a: np.ndarray) -> None:
+    """InvertedPendulum's ``apply_action`` with its hard-coded torque 100 made the ``power`` attribute."""
+    if not np.isfinite(a).all():
+        raise ValueError(f"non-finite action {a}")
+    robot.slider.set_motor_torque(robot.power * float(np.clip(a[0], -1, +1)))
+
+
+def _pendulum_power(env: Any, v: float) -> None:
+    robot = env.robot
+    if not isinstance(getattr(robot, "apply_action", None), types.MethodType) or (
+        robot.apply_action.__func__ is not _pendulum_apply_action
+    ):
+        robot.apply_action = types.MethodType(_pendulum_apply_action, robot)
+    robot.power = float(v)
+
+
+def _bullet(
+    name: str, links: tuple[str, ...], power: tuple[Setter, Getter], friction: bool = True
+) -> Adapter:
+    params: dict[str, tuple[Setter, Getter]] = {
+        "gravity": (_gravity, _gravity_get),
+        "power": power,
+        "mass_scale": (_global_mass_scale, _global_mass_scale_get),
+    }
+    if friction:
+        params["friction"] = _friction(links)
+    for link in links:
+        params[f"{link}_mass_scale"] = _link_mass_scale(link)
+    return Adapter(
+        name, params, after_reset=True, prepare=_bullet_prepare(links), imports=("pybullet_envs_gymnasium",)
+    )
+
+
+_ROBOT_POWER = (lambda env, v: setattr(env.robot, "power", float(v)), lambda env: float(env.robot.power))
+
+HOPPER = _bullet("hopper", ("torso", "thigh", "leg", "foot"), _ROBOT_POWER)
+HALFCHEETAH = _bullet(
+    "halfcheetah", ("torso", "bthigh", "bshin", "bfoot", "fthigh", "fshin", "ffoot"), _ROBOT_POWER
+)
+INVERTEDPENDULUM = _bullet(
+    "invertedpendulum", ("cart", "pole"), (_pendulum_power, lambda env: float(getattr(env.robot, "power", 100.0))),
+    friction=False,
+)
+
+ADAPTERS: dict[str, Adapter] = {
+    a.name: a for a in (CARTPOLE, PENDULUM, MOUNTAINCAR, ACROBOT, HOPPER, HALFCHEETAH, INVERTEDPENDULUM)
+}
+
+
+def get_adapter(name: str) -> Adapter:
+    try:
+        return ADAPTERS[name]
+    except KeyError:
+        raise unknown_name("env adapter", name, ADAPTERS) from None
+
+
+def check_adapter(family: EnvFamily) -> None:
+    """Every parameter a family YAML declares must have a setter in its adapter (and vice versa)."""
+    if family.adapter not in ADAPTERS:
+        raise unknown_name("adapter", family.adapter, ADAPTERS, where=f"{family.source} (key 'adapter')")
+    adapter = ADAPTERS[family.adapter]
+    for key in family.params:
+        if key not in adapter.params:
+            raise unknown_name(
+                f"parameter for adapter {adapter.name!r}", key, adapter.params, where=f"{family.source} (params)"
+            )
+
+
+# ---------------------------------------------------------------------------------------------- wrapper
+
+
+class FamilyEnv(gym.Wrapper, gym.utils.RecordConstructorArgs):
+    """Holds an env family's parameters and applies them (verified) on every reset.
+
+    ``set_params`` validates against the family's hard bounds; values take effect immediately where the
+    simulator allows it, and in any case from the next ``reset`` on. ``get_params`` reads the simulator.
+    The current values are also reported in ``info["env_params"]`` at reset.
+    """
+
+    def __init__(self, env: gym.Env, family: EnvFamily, params: dict[str, float] | None = None) -> None:
+        gym.utils.RecordConstructorArgs.__init__(self, family=family, params=params)
+        gym.Wrapper.__init__(self, env)
+        self.family = family
+        self.adapter = get_adapter(family.adapter)
+        self._values = family.resolve_params(params)
+        self._loaded = not self.adapter.after_reset
+
+    @property
+    def params(self) -> dict[str, float]:
+        """The parameter values in force (as requested; see :meth:`get_params` for the simulator's)."""
+        return dict(self._values)
+
+    def set_params(self, overrides: dict[str, float]) -> None:
+        """Validate and set parameters; unknown names and out-of-bounds values raise ConfigError."""
+        merged = {**self._values, **overrides}
+        self._values = self.family.resolve_params(merged)
+        if self._loaded:
+            self._apply()
+
+    def get_params(self) -> dict[str, float]:
+        """Read every parameter back from the simulator."""
+        if not self._loaded:
+            return dict(self._values)
+        env = self.env.unwrapped
+        return {k: self.adapter.params[k][1](env) for k in self.family.params}
+
+    def _apply(self) -> None:
+        env = self.env.unwrapped
+        if self.adapter.prepare is not None:
+            self.adapter.prepare(env)
+        for key, value in self._values.items():
+            self.adapter.params[key][0](env, value)
+        for key, value in self._values.items():
+            got = self.adapter.params[key][1](env)
+            if not math.isclose(got, value, rel_tol=1e-5, abs_tol=1e-7):
+                raise RuntimeError(
+                    f"env family {self.family.name!r}: parameter {key!r} set to {value} but reads back {got}"
+                )
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict]:
+        if not self.adapter.after_reset:
+            self._apply()
+        obs, info = self.env.reset(seed=seed, options=options)
+        if self.adapter.after_reset:
+            self._loaded = True
+            self._apply()
+        info["env_params"] = dict(self._values)
+        return obs, info
+
+
+def family_env(env: gym.Env) -> FamilyEnv:
+    """The :class:`FamilyEnv` inside a wrapper stack (raises ``TypeError`` if there is none)."""
+    current: Any = env
+    while current is not None:
+        if isinstance(current, FamilyEnv):
+            return current
+        current = getattr(current, "env", None)
+    raise TypeError(f"{env} was not built by rltransfer.make_env (no FamilyEnv in its wrappers)")

@@ -1,0 +1,28 @@
+"""Tiny agent configs for fast tests (net_arch=[16], small buffers and rollouts)."""
+
+from __future__ import annotations
+
+from rltransfer.config import AgentSpec, load_agent
+
+
+def tiny(algo: str, family: str, **overrides) -> AgentSpec:
+    """The shipped agent for ``family`` with a tiny network and small buffers, for fast tests."""
+    spec = load_agent(algo, family)
+    data = spec.model_dump(exclude_none=True)
+    data["policy_kwargs"] = {**data.get("policy_kwargs", {}), "net_arch": [16]}
+    data["n_envs"] = min(spec.n_envs, 2)
+    hp = data.setdefault("hyperparams", {})
+    if algo in ("ppo", "a2c"):
+        hp["n_steps"] = 32 if algo == "ppo" else 8
+        if algo == "ppo":
+            hp["batch_size"] = 32
+            hp["n_epochs"] = 2
+    else:
+        hp.update(buffer_size=1000, learning_starts=50, batch_size=32)
+        if algo in ("sac", "td3"):
+            hp.update(train_freq=1, gradient_steps=1)
+        if algo == "dqn":
+            hp.update(train_freq=4, gradient_steps=1, target_update_interval=50)
+    data["vec_env"] = "dummy"
+    data.update(overrides)
+    return AgentSpec.model_validate(data)
