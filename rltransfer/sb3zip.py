@@ -1,0 +1,1112 @@
+"""Read Stable-Baselines3 ``.zip`` agents without unpickling anything.
+
+A model saved by SB3's ``model.save()`` is a zip with a ``data`` member (JSON) and torch state dicts
+(``policy.pth`` and friends). Every value of ``data`` that is not plain JSON is stored as a base64
+cloudpickle blob under ``":serialized:"``, next to a few human-readable fields (``":type:"``, the
+object's JSON-able attributes, and ``str()`` of the others). Unpickling such a blob runs whatever
+code its author chose, so this module never decodes it: spaces, policy class, network architecture
+and hyperparameters are rebuilt from the readable fields alone, and tensors are loaded with
+``torch.load(..., weights_only=True)``.
+
+It also holds the small JSON forms of gymnasium spaces (:func:`space_to_json`,
+:func:`space_from_json`) and the allowlist of activation functions (:data:`ACTIVATIONS`) that other
+modules use when they write or read policies.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import re
+import zipfile
+import zlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from gymnasium import spaces
+
+from rltransfer.errors import BundleError, ConfigError, unknown_name
+
+__all__ = [
+    "ACTIVATIONS",
+    "ALGOS",
+    "ON_POLICY_ALGOS",
+    "SB3Archive",
+    "activation_from_name",
+    "convert_net_arch",
+    "read_sb3_zip",
+    "space_from_json",
+    "space_to_json",
+]
+
+#: Algorithms whose zips :func:`read_sb3_zip` understands.
+ALGOS: tuple[str, ...] = ("ppo", "a2c", "sac", "td3", "dqn")
+#: Algorithms built on SB3's ``ActorCriticPolicy`` (net_arch is ``dict(pi=..., vf=...)``).
+ON_POLICY_ALGOS: frozenset[str] = frozenset({"ppo", "a2c"})
+
+#: Activation functions a policy may name. Anything else is refused rather than imported.
+ACTIVATIONS: dict[str, type[torch.nn.Module]] = {
+    "ReLU": torch.nn.ReLU,
+    "Tanh": torch.nn.Tanh,
+    "ELU": torch.nn.ELU,
+    "LeakyReLU": torch.nn.LeakyReLU,
+    "GELU": torch.nn.GELU,
+    "SiLU": torch.nn.SiLU,
+    "Sigmoid": torch.nn.Sigmoid,
+    "Softplus": torch.nn.Softplus,
+    "Identity": torch.nn.Identity,
+}
+
+# Algorithms whose constructors take ``use_sde``.
+_SDE_ALGOS = frozenset({"ppo", "a2c", "sac"})
+
+# SB3's default activation when ``policy_kwargs`` does not name one.
+_DEFAULT_ACTIVATION = {"ppo": "Tanh", "a2c": "Tanh", "sac": "ReLU", "td3": "ReLU", "dqn": "ReLU"}
+
+# Largest member we are willing to decompress (declared size; zipfile never inflates past it).
+_MAX_DATA_BYTES = 64 * 2**20
+_MAX_TENSOR_BYTES = 2 * 2**30
+
+# policy_kwargs entries that are kept (JSON scalars) when readable.
+_KEPT_POLICY_KWARGS = frozenset(
+    {
+        "ortho_init",
+        "log_std_init",
+        "use_sde",
+        "squash_output",
+        "full_std",
+        "use_expln",
+        "clip_mean",
+        "n_critics",
+        "share_features_extractor",
+        "normalize_images",
+    }
+)
+# policy_kwargs entries that are dropped on purpose (they do not describe the network).
+_DROPPED_POLICY_KWARGS = frozenset({"device", "optimizer_class", "optimizer_kwargs"})
+# Default features extractors: dropping them changes nothing.
+_DEFAULT_EXTRACTORS = frozenset({"FlattenExtractor", "NatureCNN", "CombinedExtractor"})
+
+# Top-level ``data`` entries copied into ``SB3Archive.hyperparams`` when they are readable scalars.
+_HYPERPARAM_KEYS: tuple[str, ...] = (
+    "learning_rate",
+    "gamma",
+    "gae_lambda",
+    "n_steps",
+    "batch_size",
+    "n_epochs",
+    "ent_coef",
+    "vf_coef",
+    "max_grad_norm",
+    "clip_range",
+    "clip_range_vf",
+    "normalize_advantage",
+    "target_kl",
+    "use_sde",
+    "sde_sample_freq",
+    "buffer_size",
+    "learning_starts",
+    "tau",
+    "gradient_steps",
+    "train_freq",
+    "optimize_memory_usage",
+    "target_update_interval",
+    "exploration_fraction",
+    "exploration_initial_eps",
+    "exploration_final_eps",
+    "policy_delay",
+    "target_policy_noise",
+    "target_noise_clip",
+    "use_sde_at_warmup",
+    "target_entropy",
+)
+
+_CLASS_REPR = re.compile(r"<class '([A-Za-z_][\w.]*)'>")
+_INIT_REPR = re.compile(r"<function ([A-Za-z_]\w*)\.__init__ at ")
+_METHOD_REPR = re.compile(r"<function ([A-Za-z_]\w*)\.\w+ at ")
+_CONSTANT_SCHEDULE = re.compile(r"^ConstantSchedule\(val=([^)]+)\)$")
+_ALLOWED_DTYPES = frozenset(
+    {
+        "float16",
+        "float32",
+        "float64",
+        "int8",
+        "int16",
+        "int32",
+        "int64",
+        "uint8",
+        "uint16",
+        "uint32",
+        "uint64",
+        "bool",
+    }
+)
+
+
+@dataclass
+class SB3Archive:
+    """What could be read from an SB3 zip without running any code from it.
+
+    Attributes:
+        path: the zip that was read.
+        algo: lower-case algorithm name, one of :data:`ALGOS`.
+        sb3_version: content of ``_stable_baselines3_version``, or ``None`` for pre-1.0 zips.
+        observation_space: observation space rebuilt from the readable fields.
+        action_space: action space rebuilt from the readable fields.
+        policy_class: name of the policy class as read (e.g. ``"ActorCriticPolicy"``).
+        policy_kwargs: JSON-able keyword arguments for today's SB3 policy of ``algo``; ``net_arch``
+            in today's format, ``activation_fn`` as a name from :data:`ACTIVATIONS`, and ``use_sde``
+            for PPO/A2C/SAC (an algorithm argument in SB3: :meth:`sb3_kwargs` moves it there).
+        hyperparams: readable algorithm hyperparameters (JSON scalars only).
+        num_timesteps: timesteps the agent was trained for, if recorded.
+        n_envs: number of parallel environments used in training, if recorded.
+        state_dict: the policy's tensors, keys as today's SB3 names them.
+        notes: human-readable remarks about what was inferred, converted or dropped.
+        dropped: policy_kwargs entries left out on purpose, with their readable value.
+        pytorch_variables: extra tensors (``pytorch_variables.pth``/``tensors.pth``), e.g. SAC's
+            ``log_ent_coef``.
+    """
+
+    path: Path
+    algo: str
+    sb3_version: str | None
+    observation_space: spaces.Space
+    action_space: spaces.Space
+    policy_class: str
+    policy_kwargs: dict[str, Any]
+    hyperparams: dict[str, Any]
+    num_timesteps: int | None
+    n_envs: int | None
+    state_dict: dict[str, torch.Tensor]
+    notes: list[str] = field(default_factory=list)
+    dropped: dict[str, Any] = field(default_factory=dict)
+    pytorch_variables: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    @property
+    def sb3_policy_alias(self) -> str:
+        """The SB3 policy alias to pass to today's algorithm class (``"MlpPolicy"``, ``"CnnPolicy"``...)."""
+        if "MultiInput" in self.policy_class:
+            return "MultiInputPolicy"
+        if "Cnn" in self.policy_class:
+            return "CnnPolicy"
+        return "MlpPolicy"
+
+    def sb3_policy_kwargs(self) -> dict[str, Any]:
+        """``policy_kwargs`` ready for today's SB3 constructor.
+
+        ``activation_fn`` becomes a class and ``use_sde`` is removed (SB3 takes it as an algorithm
+        argument, see :meth:`sb3_kwargs`).
+
+        Raises:
+            ConfigError: if the activation is not in :data:`ACTIVATIONS`.
+        """
+        kwargs = json.loads(json.dumps(self.policy_kwargs))
+        kwargs.pop("use_sde", None)
+        if "activation_fn" in kwargs:
+            kwargs["activation_fn"] = activation_from_name(
+                kwargs["activation_fn"], where=f"{self.path}: policy_kwargs"
+            )
+        return kwargs
+
+    def sb3_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments that rebuild this policy's architecture with today's SB3.
+
+        Use as ``PPO(archive.sb3_policy_alias, env, **archive.sb3_kwargs())``; the result holds
+        ``policy_kwargs`` and, for algorithms with gSDE support (PPO, A2C, SAC), ``use_sde``.
+        """
+        kwargs: dict[str, Any] = {"policy_kwargs": self.sb3_policy_kwargs()}
+        if self.algo in _SDE_ALGOS:
+            kwargs["use_sde"] = bool(self.policy_kwargs.get("use_sde", False))
+        return kwargs
+
+
+# --------------------------------------------------------------------------------------------------
+# Activations
+
+
+def activation_from_name(name: str, where: str = "") -> type[torch.nn.Module]:
+    """Return the activation class for an allowlisted name.
+
+    ``"ReLU"``, ``"nn.ReLU"``, ``"th.nn.ReLU"`` and ``"torch.nn.ReLU"`` are all accepted.
+
+    Args:
+        name: activation name.
+        where: file or key the name came from, quoted in the error.
+
+    Raises:
+        UnknownNameError: (a :class:`ConfigError`) for names outside :data:`ACTIVATIONS`.
+    """
+    if not isinstance(name, str):
+        raise ConfigError(
+            f"activation function{' in ' + where if where else ''} must be a name such as 'ReLU', "
+            f"got {name!r}"
+        )
+    short = name
+    for prefix in ("torch.nn.modules.activation.", "torch.nn.modules.linear.", "torch.nn.", "th.nn.", "nn."):
+        if short.startswith(prefix):
+            short = short[len(prefix) :]
+            break
+    if short not in ACTIVATIONS:
+        raise unknown_name("activation function", name, ACTIVATIONS, where)
+    return ACTIVATIONS[short]
+
+
+def _activation_name_from_repr(text: str) -> str:
+    """``"<class 'torch.nn.modules.activation.ReLU'>"`` -> ``"ReLU"`` (plain names pass through)."""
+    match = _CLASS_REPR.fullmatch(text.strip())
+    dotted = match.group(1) if match else text.strip()
+    return dotted.rsplit(".", 1)[-1]
+
+
+# --------------------------------------------------------------------------------------------------
+# Network architecture
+
+
+def _int_list(value: Any, where: str) -> list[int]:
+    if not isinstance(value, (list, tuple)) or not all(
+        isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value
+    ):
+        raise ConfigError(f"{where}: expected a list of positive layer sizes, got {value!r}")
+    return [int(v) for v in value]
+
+
+def _on_policy_heads(heads: Mapping[str, Any], where: str) -> dict[str, list[int]]:
+    unknown = set(heads) - {"pi", "vf"}
+    if unknown:
+        raise ConfigError(f"{where}: unknown keys {sorted(unknown)}; valid keys: ['pi', 'vf']")
+    return {
+        "pi": _int_list(heads.get("pi", []), f"{where}['pi']"),
+        "vf": _int_list(heads.get("vf", []), f"{where}['vf']"),
+    }
+
+
+def convert_net_arch(
+    net_arch: Any, on_policy: bool, where: str = "net_arch"
+) -> list[int] | dict[str, list[int]]:
+    """Convert any historical SB3 ``net_arch`` into the format today's SB3 (>= 1.8) expects.
+
+    On-policy (PPO/A2C) architectures always come out as ``{"pi": [...], "vf": [...]}``:
+    ``[dict(pi=..., vf=...)]`` (SB3 < 1.8) is unwrapped, ``[64, 64]`` becomes the same layers for both
+    heads, and ``[64, dict(pi=[32], vf=[16])]`` (shared layers, removed in SB3 1.8) becomes
+    ``{"pi": [64, 32], "vf": [64, 16]}`` (the shared weights are duplicated, see
+    :func:`_split_shared_layers`). Off-policy architectures stay a list or ``{"pi": ..., "qf": ...}``.
+
+    Args:
+        net_arch: the architecture as read.
+        on_policy: whether it belongs to an ``ActorCriticPolicy`` (PPO, A2C).
+        where: quoted in error messages.
+
+    Raises:
+        ConfigError: if the value has none of the shapes above.
+    """
+    if on_policy:
+        if isinstance(net_arch, Mapping):
+            return _on_policy_heads(net_arch, where)
+        if isinstance(net_arch, (list, tuple)):
+            shared: list[int] = []
+            heads: Mapping[str, Any] = {}
+            for i, item in enumerate(net_arch):
+                if isinstance(item, Mapping):
+                    if i != len(net_arch) - 1:
+                        raise ConfigError(
+                            f"{where}: a dict(pi=..., vf=...) must be the last entry, got {net_arch!r}"
+                        )
+                    heads = item
+                else:
+                    shared.append(item)
+            shared = _int_list(shared, where)
+            if not heads:
+                return {"pi": list(shared), "vf": list(shared)}
+            separate = _on_policy_heads(heads, where)
+            return {"pi": shared + separate["pi"], "vf": shared + separate["vf"]}
+        raise ConfigError(f"{where}: expected a list or dict(pi=[...], vf=[...]), got {net_arch!r}")
+    if isinstance(net_arch, Mapping):
+        unknown = set(net_arch) - {"pi", "qf"}
+        if unknown:
+            raise ConfigError(f"{where}: unknown keys {sorted(unknown)}; valid keys: ['pi', 'qf']")
+        return {
+            "pi": _int_list(net_arch.get("pi", []), f"{where}['pi']"),
+            "qf": _int_list(net_arch.get("qf", []), f"{where}['qf']"),
+        }
+    return _int_list(net_arch, where)
+
+
+def _layer_sizes(state_dict: Mapping[str, torch.Tensor], prefix: str) -> list[int]:
+    """Output sizes of ``{prefix}{i}.weight`` for i in index order (the Linear layers of a Sequential)."""
+    pattern = re.compile(re.escape(prefix) + r"(\d+)\.weight$")
+    found = []
+    for key, tensor in state_dict.items():
+        match = pattern.match(key)
+        if match and tensor.ndim == 2:
+            found.append((int(match.group(1)), int(tensor.shape[0])))
+    return [size for _, size in sorted(found)]
+
+
+def _infer_net_arch(
+    state_dict: Mapping[str, torch.Tensor], algo: str
+) -> list[int] | dict[str, list[int]] | None:
+    """Infer an MLP ``net_arch`` from tensor shapes, or ``None`` if the keys are not the MLP layout."""
+    if algo in ON_POLICY_ALGOS:
+        if (
+            not any(k.startswith("mlp_extractor.") for k in state_dict)
+            or "action_net.weight" not in state_dict
+        ):
+            return None
+        return {
+            "pi": _layer_sizes(state_dict, "mlp_extractor.policy_net."),
+            "vf": _layer_sizes(state_dict, "mlp_extractor.value_net."),
+        }
+    if algo == "dqn":
+        sizes = _layer_sizes(state_dict, "q_net.q_net.")
+        return sizes[:-1] if sizes else None
+    qf = _layer_sizes(state_dict, "critic.qf0.")
+    if not qf:
+        return None
+    if algo == "sac":
+        if "actor.latent_pi.0.weight" not in state_dict and not any(
+            k.startswith("actor.mu") for k in state_dict
+        ):
+            return None
+        pi = _layer_sizes(state_dict, "actor.latent_pi.")
+    else:  # td3: actor.mu is the whole MLP, the last Linear maps to the action
+        pi = _layer_sizes(state_dict, "actor.mu.")[:-1]
+    qf = qf[:-1]
+    return list(pi) if pi == qf else {"pi": pi, "qf": qf}
+
+
+def _split_shared_layers(state_dict: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], int]:
+    """Turn an SB3 < 1.8 ``mlp_extractor.shared_net`` into separate policy and value layers.
+
+    SB3 1.8 removed layers shared by the policy and value heads. A shared trunk ``f`` followed by
+    heads ``g`` (policy) and ``h`` (value) computes exactly what two separate networks ``g(f(x))``
+    and ``h(f'(x))`` compute when ``f'`` is a copy of ``f``, so the shared weights are copied into
+    both ``policy_net`` and ``value_net`` and the head layers are moved up by two Sequential indices
+    per shared layer (each Linear is followed by its activation).
+
+    Returns:
+        The converted state dict and the number of shared Linear layers (0 if there were none).
+    """
+    shared_prefix = "mlp_extractor.shared_net."
+    shared_keys = [k for k in state_dict if k.startswith(shared_prefix)]
+    if not shared_keys:
+        return state_dict, 0
+    n_shared = len(_layer_sizes(state_dict, shared_prefix))
+    offset = 2 * n_shared
+    head_key = re.compile(r"^mlp_extractor\.(policy_net|value_net)\.(\d+)\.(.+)$")
+    out: dict[str, torch.Tensor] = {}
+    for key, tensor in state_dict.items():
+        if key.startswith(shared_prefix):
+            rest = key[len(shared_prefix) :]
+            out[f"mlp_extractor.policy_net.{rest}"] = tensor.clone()
+            out[f"mlp_extractor.value_net.{rest}"] = tensor.clone()
+            continue
+        match = head_key.match(key)
+        if match:
+            net, index, rest = match.groups()
+            out[f"mlp_extractor.{net}.{int(index) + offset}.{rest}"] = tensor
+        else:
+            out[key] = tensor
+    return out, n_shared
+
+
+# --------------------------------------------------------------------------------------------------
+# Spaces: our JSON form
+
+
+def _encode_number(value: Any) -> Any:
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+    return value
+
+
+def _encode_nested(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_encode_nested(v) for v in value]
+    return _encode_number(value)
+
+
+def _encode_array(array: np.ndarray) -> Any:
+    """A scalar when all entries are equal (compact for image spaces), else nested lists."""
+    flat = array.reshape(-1)
+    if flat.size and bool(np.all(flat == flat[0])):
+        return _encode_number(flat[0].item())
+    return _encode_nested(array.tolist())
+
+
+def _decode_nested(value: Any, where: str) -> Any:
+    if isinstance(value, list):
+        return [_decode_nested(v, where) for v in value]
+    if isinstance(value, str):
+        if value in ("inf", "-inf", "nan"):
+            return float(value)
+        raise BundleError(f"{where}: expected a number or 'inf'/'-inf', got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise BundleError(f"{where}: expected a number, got {value!r}")
+    return value
+
+
+def _decode_array(value: Any, shape: tuple[int, ...], dtype: np.dtype, where: str) -> np.ndarray:
+    decoded = _decode_nested(value, where)
+    try:
+        array = np.asarray(decoded, dtype=dtype)
+        return np.array(np.broadcast_to(array, shape), dtype=dtype)
+    except (ValueError, OverflowError, TypeError) as exc:
+        raise BundleError(f"{where}: cannot make an array of shape {shape} and dtype {dtype}: {exc}") from exc
+
+
+def _dtype(value: Any, where: str) -> np.dtype:
+    name = str(value)
+    if name not in _ALLOWED_DTYPES:
+        raise BundleError(f"{where}: unsupported dtype {value!r}; valid: {sorted(_ALLOWED_DTYPES)}")
+    return np.dtype(name)
+
+
+def _shape(value: Any, where: str) -> tuple[int, ...]:
+    if not isinstance(value, (list, tuple)) or not all(
+        isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value
+    ):
+        raise BundleError(f"{where}: expected a shape (list of non-negative ints), got {value!r}")
+    return tuple(int(v) for v in value)
+
+
+def space_to_json(space: spaces.Space) -> dict[str, Any]:
+    """Describe a gymnasium space as plain JSON (our own format, read back by :func:`space_from_json`).
+
+    Box bounds are a single number when all entries are equal, else nested lists; infinities are the
+    strings ``"inf"``/``"-inf"`` so the result is strict JSON. Supported: Box, Discrete, MultiDiscrete,
+    MultiBinary, and Dict/Tuple of those.
+
+    Raises:
+        TypeError: for other space types.
+    """
+    if isinstance(space, spaces.Box):
+        return {
+            "type": "Box",
+            "shape": list(space.shape),
+            "dtype": str(space.dtype),
+            "low": _encode_array(space.low),
+            "high": _encode_array(space.high),
+        }
+    if isinstance(space, spaces.Discrete):
+        return {"type": "Discrete", "n": int(space.n), "start": int(space.start)}
+    if isinstance(space, spaces.MultiDiscrete):
+        return {
+            "type": "MultiDiscrete",
+            "nvec": space.nvec.tolist(),
+            "start": space.start.tolist(),
+            "dtype": str(space.dtype),
+        }
+    if isinstance(space, spaces.MultiBinary):
+        n = space.n
+        return {
+            "type": "MultiBinary",
+            "n": [int(v) for v in n] if isinstance(n, (list, tuple, np.ndarray)) else int(n),
+        }
+    if isinstance(space, spaces.Dict):
+        return {"type": "Dict", "spaces": {key: space_to_json(sub) for key, sub in space.spaces.items()}}
+    if isinstance(space, spaces.Tuple):
+        return {"type": "Tuple", "spaces": [space_to_json(sub) for sub in space.spaces]}
+    raise TypeError(
+        f"cannot describe {type(space).__name__} as JSON; supported: Box, Discrete, MultiDiscrete, "
+        "MultiBinary, Dict, Tuple"
+    )
+
+
+def space_from_json(data: Mapping[str, Any], where: str = "space") -> spaces.Space:
+    """Rebuild a gymnasium space from :func:`space_to_json` output (exact round trip).
+
+    Args:
+        data: the JSON description.
+        where: file/key quoted in error messages.
+
+    Raises:
+        BundleError: if the description is malformed.
+    """
+    if not isinstance(data, Mapping) or "type" not in data:
+        raise BundleError(f"{where}: expected a dict with a 'type' key, got {data!r}")
+    kind = data["type"]
+    try:
+        if kind == "Box":
+            shape = _shape(data["shape"], f"{where}.shape")
+            dtype = _dtype(data.get("dtype", "float32"), f"{where}.dtype")
+            low = _decode_array(data["low"], shape, dtype, f"{where}.low")
+            high = _decode_array(data["high"], shape, dtype, f"{where}.high")
+            return spaces.Box(low=low, high=high, shape=shape, dtype=dtype)
+        if kind == "Discrete":
+            return spaces.Discrete(int(data["n"]), start=int(data.get("start", 0)))
+        if kind == "MultiDiscrete":
+            dtype = _dtype(data.get("dtype", "int64"), f"{where}.dtype")
+            nvec = np.asarray(data["nvec"], dtype=dtype)
+            start = np.asarray(data.get("start", 0), dtype=dtype)
+            return spaces.MultiDiscrete(nvec, dtype=dtype, start=np.broadcast_to(start, nvec.shape).copy())
+        if kind == "MultiBinary":
+            n = data["n"]
+            return spaces.MultiBinary([int(v) for v in n] if isinstance(n, list) else int(n))
+        if kind == "Dict":
+            subs = data["spaces"]
+            if not isinstance(subs, Mapping):
+                raise BundleError(f"{where}.spaces: expected a dict, got {subs!r}")
+            return spaces.Dict(
+                {key: space_from_json(sub, f"{where}.spaces.{key}") for key, sub in subs.items()}
+            )
+        if kind == "Tuple":
+            subs = data["spaces"]
+            if not isinstance(subs, list):
+                raise BundleError(f"{where}.spaces: expected a list, got {subs!r}")
+            return spaces.Tuple([space_from_json(sub, f"{where}.spaces[{i}]") for i, sub in enumerate(subs)])
+    except KeyError as exc:
+        raise BundleError(f"{where}: {kind} space is missing key {exc.args[0]!r}") from exc
+    except (TypeError, ValueError, AssertionError) as exc:
+        if isinstance(exc, BundleError):
+            raise
+        raise BundleError(f"{where}: invalid {kind} space {dict(data)!r}: {exc}") from exc
+    raise BundleError(
+        f"{where}: unknown space type {kind!r}; valid: Box, Discrete, MultiDiscrete, MultiBinary, Dict, Tuple"
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# Spaces: SB3's readable fields
+
+
+def _parse_numpy_str(text: str) -> tuple[list[str], bool]:
+    """Split ``str(ndarray)`` (e.g. ``"[-4.8 -inf\\n 0.]"``) into tokens, without evaluating anything.
+
+    Returns:
+        The tokens and whether numpy elided entries with ``...``.
+    """
+    cleaned = text.replace("[", " ").replace("]", " ").replace(",", " ")
+    tokens = cleaned.split()
+    truncated = "..." in tokens
+    return [t for t in tokens if t != "..."], truncated
+
+
+def _token_value(token: str) -> float | int | bool:
+    if token in ("True", "False"):
+        return token == "True"
+    if re.fullmatch(r"[+-]?\d+", token):
+        return int(token)
+    value = float(token)  # accepts "1.", "-3.4e+38", "inf", "-inf", "nan"; never evaluates code
+    return value
+
+
+def _readable_array(value: Any, shape: tuple[int, ...], dtype: np.dtype) -> tuple[np.ndarray | None, str]:
+    """Turn a readable field (JSON number/list or numpy ``str()``) into an array of ``shape``.
+
+    Returns:
+        The array, or ``None`` if it cannot be read, and a remark ("" when the read is exact).
+    """
+    if value is None:
+        return None, "missing"
+    if isinstance(value, str):
+        tokens, truncated = _parse_numpy_str(value)
+        try:
+            numbers: list[Any] = [_token_value(t) for t in tokens]
+        except ValueError:
+            return None, f"unreadable {value[:60]!r}"
+    elif isinstance(value, (int, float, list)) and not isinstance(value, bool):
+        numbers, truncated = np.asarray(value, dtype=object).reshape(-1).tolist(), False
+    else:
+        return None, f"unreadable {value!r}"
+    size = int(np.prod(shape)) if shape else 1
+    remark = ""
+    if truncated:
+        if not numbers or any(n != numbers[0] for n in numbers):
+            return None, f"numpy elided entries of {value[:60]!r} with '...'"
+        numbers = numbers[:1]
+        remark = "numpy elided entries with '...'; all shown entries are equal, so assumed constant"
+    if len(numbers) not in (1, size):
+        return None, f"{len(numbers)} entries for shape {shape}"
+    try:
+        with np.errstate(over="ignore", invalid="ignore"):
+            array = np.asarray(numbers, dtype=np.float64 if dtype.kind == "f" else dtype).astype(dtype)
+        return np.array(
+            np.broadcast_to(array.reshape(-1) if size != 1 else array[:1], (size,)), dtype=dtype
+        ).reshape(shape), remark
+    except (ValueError, OverflowError, TypeError):
+        return None, f"unreadable {str(value)[:60]!r}"
+
+
+def _unbounded(shape: tuple[int, ...], dtype: np.dtype, sign: int) -> np.ndarray:
+    """-inf/inf for float boxes, the dtype's min/max for integer ones."""
+    if dtype.kind == "f":
+        return np.full(shape, sign * np.inf, dtype=dtype)
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        return np.full(shape, info.min if sign < 0 else info.max, dtype=dtype)
+    return np.full(shape, sign > 0, dtype=dtype)
+
+
+def _type_name(entry: Mapping[str, Any]) -> str:
+    match = _CLASS_REPR.fullmatch(str(entry.get(":type:", "")).strip())
+    return match.group(1) if match else ""
+
+
+def _int_field(value: Any) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and re.fullmatch(r"[+-]?\d+", value.strip()):
+        return int(value.strip())
+    raise ValueError(f"expected an integer, got {value!r}")
+
+
+def _int_array_field(value: Any) -> np.ndarray:
+    if isinstance(value, str):
+        tokens, truncated = _parse_numpy_str(value)
+        if truncated:
+            raise ValueError(f"numpy elided entries of {value!r}")
+        return np.array([_int_field(t) for t in tokens], dtype=np.int64)
+    return np.asarray(value, dtype=np.int64)
+
+
+def _space_from_sb3(entry: Any, key: str, path: Path, notes: list[str]) -> spaces.Space:
+    """Rebuild a space from the readable fields SB3 wrote next to its pickled form."""
+    where = f"{path}: data[{key!r}]"
+    if not isinstance(entry, Mapping):
+        raise BundleError(f"{where}: expected the description of a gym/gymnasium space, got {entry!r}")
+    dotted = _type_name(entry)
+    module, _, name = dotted.rpartition(".")
+    if not module.startswith(("gym.spaces", "gymnasium.spaces")):
+        raise BundleError(f"{where}: expected a gym/gymnasium space, found type {entry.get(':type:')!r}")
+    shape_value = entry.get("_shape", entry.get("shape"))
+    try:
+        if name == "Box":
+            dtype = _dtype(entry.get("dtype", "float32"), f"{where}['dtype']")
+            if shape_value is None:
+                raise BundleError(f"{where}: Box without a readable 'shape'/'_shape'")
+            shape = _shape(shape_value, f"{where}['shape']")
+            bounds = []
+            for side, sign in (("low", -1), ("high", 1)):
+                array, remark = _readable_array(entry.get(side), shape, dtype)
+                if array is None and entry.get(f"{side}_repr") is not None:
+                    array, remark = _readable_array(entry.get(f"{side}_repr"), shape, dtype)
+                if array is None:
+                    array = _unbounded(shape, dtype, sign)
+                    notes.append(
+                        f"{key}: {side} bounds not readable ({remark}); using {array.reshape(-1)[0]!r}"
+                    )
+                elif remark:
+                    notes.append(f"{key}: {side}: {remark}")
+                bounds.append(array)
+            if dtype == np.float64 and any(isinstance(entry.get(side), str) for side in ("low", "high")):
+                notes.append(f"{key}: float64 bounds read from numpy's printed form (up to 8 decimals)")
+            return spaces.Box(low=bounds[0], high=bounds[1], shape=shape, dtype=dtype)
+        if name == "Discrete":
+            if "n" not in entry:
+                raise BundleError(f"{where}: Discrete without a readable 'n'")
+            return spaces.Discrete(_int_field(entry["n"]), start=_int_field(entry.get("start", 0)))
+        if name == "MultiDiscrete":
+            if "nvec" not in entry:
+                raise BundleError(f"{where}: MultiDiscrete without a readable 'nvec'")
+            nvec = _int_array_field(entry["nvec"])
+            if shape_value is not None and nvec.size == int(np.prod(shape_value)):
+                nvec = nvec.reshape(_shape(shape_value, f"{where}['shape']"))
+            start = (
+                _int_array_field(entry["start"]).reshape(nvec.shape)
+                if "start" in entry
+                else np.zeros_like(nvec)
+            )
+            dtype = _dtype(entry.get("dtype", "int64"), f"{where}['dtype']")
+            return spaces.MultiDiscrete(nvec, dtype=dtype, start=start)
+        if name == "MultiBinary":
+            n = entry.get("n", shape_value)
+            if n is None:
+                raise BundleError(f"{where}: MultiBinary without a readable 'n'")
+            if isinstance(n, str):
+                n = _int_array_field(n).tolist() if n.strip().startswith("[") else _int_field(n)
+            return spaces.MultiBinary([int(v) for v in n] if isinstance(n, list) else int(n))
+    except (ValueError, TypeError, OverflowError, AssertionError) as exc:  # gymnasium asserts some checks
+        if isinstance(exc, BundleError):
+            raise
+        raise BundleError(f"{where}: cannot rebuild {name} from its readable fields: {exc}") from exc
+    raise BundleError(
+        f"{where}: {name or entry.get(':type:')!r} spaces cannot be rebuilt without unpickling; "
+        "supported: Box, Discrete, MultiDiscrete, MultiBinary"
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# Zip members
+
+
+def _read_member(archive: zipfile.ZipFile, name: str, path: Path, expected: str, limit: int) -> bytes:
+    try:
+        info = archive.getinfo(name)
+    except KeyError as exc:
+        raise BundleError(f"{path}: member {name!r} is missing; expected {expected}") from exc
+    if info.file_size > limit:
+        raise BundleError(
+            f"{path}: member {name!r} declares {info.file_size} bytes, more than the {limit} allowed"
+        )
+    try:
+        return archive.read(info)
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError, RuntimeError) as exc:
+        raise BundleError(
+            f"{path}: member {name!r} is corrupt or truncated ({exc}); expected {expected}"
+        ) from exc
+
+
+def _load_tensors(raw: bytes, path: Path, name: str) -> dict[str, torch.Tensor]:
+    expected = "a torch state dict (str -> tensor) loadable with weights_only=True"
+    try:
+        loaded = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types here; all mean "not plain weights"
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise BundleError(f"{path}: member {name!r} is not {expected}: {first_line}") from exc
+    if not isinstance(loaded, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in loaded.items()
+    ):
+        raise BundleError(f"{path}: member {name!r} holds {type(loaded).__name__}, expected {expected}")
+    return dict(loaded)
+
+
+# --------------------------------------------------------------------------------------------------
+# Algorithm and policy
+
+
+def _policy_class_name(entry: Any) -> tuple[str, str]:
+    """Return (module, class name) of the policy class from its readable fields."""
+    if isinstance(entry, str):
+        module, _, name = entry.rpartition(".")
+        return module, name
+    if not isinstance(entry, Mapping):
+        return "", ""
+    module = str(entry.get("__module__", ""))
+    init = entry.get("__init__")
+    if isinstance(init, str) and (match := _INIT_REPR.match(init)):
+        return module, match.group(1)
+    owners = [m.group(1) for v in entry.values() if isinstance(v, str) and (m := _METHOD_REPR.match(v))]
+    if owners:
+        return module, max(set(owners), key=owners.count)
+    return module, ""
+
+
+def _infer_algo(module: str, name: str, data: Mapping[str, Any]) -> str | None:
+    family = {
+        "stable_baselines3.sac.policies": "sac",
+        "stable_baselines3.td3.policies": "td3",
+        "stable_baselines3.dqn.policies": "dqn",
+    }.get(module)
+    if family:
+        return family
+    on_policy_module = module in (
+        "stable_baselines3.common.policies",
+        "stable_baselines3.ppo.policies",
+        "stable_baselines3.a2c.policies",
+    )
+    if on_policy_module and (
+        not name or "ActorCritic" in name or name in ("MlpPolicy", "CnnPolicy", "MultiInputPolicy")
+    ):
+        return "ppo" if {"n_epochs", "clip_range", "batch_size"} & set(data) else "a2c"
+    if not module:
+        for tag, algo in (("SAC", "sac"), ("TD3", "td3"), ("DQN", "dqn")):
+            if name.startswith(tag):
+                return algo
+    return None
+
+
+def _default_policy_name(algo: str) -> str:
+    return {"sac": "SACPolicy", "td3": "TD3Policy", "dqn": "DQNPolicy"}.get(algo, "ActorCriticPolicy")
+
+
+def _parse_version(version: str | None) -> tuple[int, int] | None:
+    if not version:
+        return None
+    match = re.match(r"(\d+)\.(\d+)", version)
+    return (int(match.group(1)), int(match.group(2))) if match else None
+
+
+def _read_policy_kwargs(raw: Any, notes: list[str], dropped: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+    """Split the readable policy_kwargs into kept JSON values and dropped ones.
+
+    Returns:
+        The kept kwargs (without ``net_arch``) and the raw ``net_arch`` (``None`` if unreadable).
+    """
+    kept: dict[str, Any] = {}
+    if raw is None:
+        return kept, None
+    if not isinstance(raw, Mapping):
+        notes.append(f"policy_kwargs is not readable ({str(raw)[:60]!r}); using SB3 defaults")
+        return kept, None
+    if ":serialized:" in raw and not any(not k.startswith(":") for k in raw):
+        notes.append("policy_kwargs is pickled without readable fields; using SB3 defaults")
+    net_arch = None
+    for key, value in raw.items():
+        if key.startswith(":"):
+            continue
+        if key == "net_arch":
+            net_arch = value
+        elif key == "activation_fn":
+            if isinstance(value, str):
+                kept[key] = _activation_name_from_repr(value)
+                if kept[key] not in ACTIVATIONS:
+                    notes.append(
+                        f"activation_fn {value!r} is not in the allowlist {sorted(ACTIVATIONS)}; "
+                        "building this policy will fail until it is replaced"
+                    )
+            else:
+                notes.append(f"activation_fn {value!r} is not readable; using SB3's default")
+        elif key in _DROPPED_POLICY_KWARGS:
+            dropped[key] = value
+        elif key in ("features_extractor_class",):
+            short = _activation_name_from_repr(str(value))
+            dropped[key] = value
+            if short not in _DEFAULT_EXTRACTORS:
+                notes.append(
+                    f"custom features extractor {value!r} cannot be rebuilt without its code; dropped"
+                )
+        elif key in _KEPT_POLICY_KWARGS and isinstance(value, (bool, int, float)):
+            kept[key] = value
+        else:
+            dropped[key] = value
+            notes.append(
+                f"policy_kwargs[{key!r}] = {str(value)[:80]!r} is not a known JSON-able policy argument; dropped"
+            )
+    if dropped:
+        notes.append(f"dropped from policy_kwargs: {', '.join(sorted(dropped))}")
+    return kept, net_arch
+
+
+def _constant_schedule(value: Any) -> float | None:
+    """``FloatSchedule(ConstantSchedule(val=0.2))`` readable fields -> ``0.2``."""
+    if isinstance(value, Mapping):
+        inner = value.get("value_schedule")
+        if isinstance(inner, str) and (match := _CONSTANT_SCHEDULE.match(inner.strip())):
+            try:
+                return float(match.group(1))
+            except ValueError:
+                return None
+    return None
+
+
+def _read_hyperparams(data: Mapping[str, Any], notes: list[str]) -> dict[str, Any]:
+    hyper: dict[str, Any] = {}
+    unreadable: list[str] = []
+    for key in _HYPERPARAM_KEYS:
+        if key not in data:
+            continue
+        value = data[key]
+        if (
+            value is None
+            or isinstance(value, (bool, int, float))
+            or isinstance(value, str)
+            and key in ("ent_coef", "target_entropy")
+            and value.startswith("auto")
+        ):
+            hyper[key] = value
+        elif (constant := _constant_schedule(value)) is not None:
+            hyper[key] = constant
+        else:
+            unreadable.append(key)
+    # SB3 < 1.0 off-policy: train_freq=-1 with n_episodes_rollout=N means "train every N episodes".
+    if (
+        hyper.get("train_freq") == -1
+        and isinstance(data.get("n_episodes_rollout"), int)
+        and data["n_episodes_rollout"] > 0
+    ):
+        hyper["train_freq"] = [int(data["n_episodes_rollout"]), "episode"]
+        notes.append("train_freq=-1 with n_episodes_rollout (SB3 < 1.0) converted to [n, 'episode']")
+    elif isinstance(hyper.get("train_freq"), int) and hyper["train_freq"] > 0:
+        hyper["train_freq"] = [hyper["train_freq"], "step"]
+    if unreadable:
+        notes.append(f"not readable without unpickling (left out of hyperparams): {', '.join(unreadable)}")
+    return hyper
+
+
+def _check_override(algo: str) -> str:
+    name = str(algo).lower()
+    if name not in ALGOS:
+        raise unknown_name("algorithm", algo, ALGOS, "read_sb3_zip(algo=...)")
+    return name
+
+
+# --------------------------------------------------------------------------------------------------
+# Entry point
+
+
+def read_sb3_zip(path: str | Path, algo: str | None = None) -> SB3Archive:
+    """Read an SB3 zip (any version since 2020) without unpickling anything.
+
+    Args:
+        path: the ``.zip`` written by ``model.save()`` (or downloaded from the RL Zoo).
+        algo: the algorithm, when it cannot be inferred from the policy class and hyperparameters
+            (one of :data:`ALGOS`).
+
+    Returns:
+        The archive's spaces, architecture, hyperparameters and weights.
+
+    Raises:
+        BundleError: the file is missing, not a zip, truncated, lacks ``data``/``policy.pth``, holds
+            malformed JSON, tensors that are not plain weights, or an algorithm that cannot be told.
+        UnknownNameError: ``algo`` is not one of :data:`ALGOS`.
+    """
+    path = Path(path)
+    override = _check_override(algo) if algo is not None else None
+    if not path.exists():
+        raise BundleError(f"{path}: file not found; expected an SB3 model zip")
+    if not path.is_file():
+        raise BundleError(f"{path}: not a file; expected an SB3 model zip")
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+        raise BundleError(f"{path}: not a readable zip archive ({exc}); expected an SB3 model zip") from exc
+    notes: list[str] = []
+    dropped: dict[str, Any] = {}
+    with archive:
+        raw_data = _read_member(
+            archive, "data", path, "the JSON written by SB3's data_to_json", _MAX_DATA_BYTES
+        )
+        try:
+            data = json.loads(raw_data.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+            raise BundleError(
+                f"{path}: member 'data' is not valid JSON ({exc}); expected SB3's data_to_json output"
+            ) from exc
+        if not isinstance(data, dict):
+            raise BundleError(f"{path}: member 'data' holds {type(data).__name__}, expected a JSON object")
+        version: str | None = None
+        if "_stable_baselines3_version" in archive.namelist():
+            raw_version = _read_member(archive, "_stable_baselines3_version", path, "a version string", 1024)
+            version = raw_version.decode("utf-8", errors="replace").strip() or None
+        else:
+            notes.append("pre-1.0 format: no _stable_baselines3_version member")
+        state_dict = _load_tensors(
+            _read_member(archive, "policy.pth", path, "the policy's torch state dict", _MAX_TENSOR_BYTES),
+            path,
+            "policy.pth",
+        )
+        variables: dict[str, torch.Tensor] = {}
+        for name in ("pytorch_variables.pth", "tensors.pth"):
+            if name in archive.namelist():
+                variables = _load_tensors(
+                    _read_member(archive, name, path, "a dict of tensors", _MAX_TENSOR_BYTES), path, name
+                )
+                break
+    if not state_dict:
+        raise BundleError(
+            f"{path}: member 'policy.pth' is an empty state dict; expected the policy's tensors"
+        )
+
+    module, class_name = _policy_class_name(data.get("policy_class"))
+    inferred = _infer_algo(module, class_name, data)
+    if override is not None:
+        algo_name = override
+        if inferred is None:
+            notes.append(
+                f"algo given as {override!r}; the file's policy class {class_name or '?'!r} from module "
+                f"{module or '?'!r} is not one of SB3's core algorithms"
+            )
+        elif inferred != override:
+            notes.append(f"algo given as {override!r}; the file looks like {inferred!r}")
+    elif inferred is None:
+        raise BundleError(
+            f"{path}: cannot tell the algorithm: policy class {class_name or '?'!r} from module "
+            f"{module or '?'!r}, hyperparameter keys {sorted(k for k in data if not k.startswith('_'))[:12]}; "
+            f"pass algo= one of {list(ALGOS)}"
+        )
+    else:
+        algo_name = inferred
+    if not class_name:
+        class_name = _default_policy_name(algo_name)
+        notes.append(f"policy class name not readable; assuming {class_name}")
+
+    observation_space = _space_from_sb3(data.get("observation_space"), "observation_space", path, notes)
+    action_space = _space_from_sb3(data.get("action_space"), "action_space", path, notes)
+
+    on_policy = algo_name in ON_POLICY_ALGOS
+    policy_kwargs, raw_net_arch = _read_policy_kwargs(data.get("policy_kwargs"), notes, dropped)
+    if on_policy:
+        state_dict, n_shared = _split_shared_layers(state_dict)
+        if n_shared:
+            notes.append(
+                f"{n_shared} layer(s) shared by policy and value nets (removed in SB3 1.8) were copied "
+                "into both mlp_extractor.policy_net and value_net; outputs are unchanged"
+            )
+    net_arch: Any = None
+    if raw_net_arch is not None:
+        try:
+            net_arch = convert_net_arch(raw_net_arch, on_policy, "net_arch")
+        except ConfigError as exc:
+            raise BundleError(f"{path}: data['policy_kwargs']: {exc}") from exc
+        if net_arch != raw_net_arch:
+            notes.append(f"net_arch {raw_net_arch!r} converted to today's format {net_arch!r}")
+    shape_arch = _infer_net_arch(state_dict, algo_name)
+    if net_arch is None and shape_arch is not None:
+        net_arch = shape_arch
+        notes.append(f"net_arch not readable; inferred {shape_arch!r} from tensor shapes in policy.pth")
+    elif shape_arch is not None and net_arch != shape_arch:
+        notes.append(
+            f"net_arch read as {net_arch!r} but tensor shapes say {shape_arch!r}; using the tensor shapes"
+        )
+        net_arch = shape_arch
+    elif net_arch is None:
+        notes.append("net_arch neither readable nor inferable from policy.pth; SB3's default will be used")
+    if net_arch is not None:
+        policy_kwargs["net_arch"] = net_arch
+    if algo_name in _SDE_ALGOS and "use_sde" not in policy_kwargs and isinstance(data.get("use_sde"), bool):
+        policy_kwargs["use_sde"] = data["use_sde"]  # on-policy SB3 keeps it beside, not in, policy_kwargs
+    if "activation_fn" not in policy_kwargs:
+        policy_kwargs["activation_fn"] = _DEFAULT_ACTIVATION[algo_name]
+        notes.append(
+            f"activation_fn not recorded; using SB3's default for {algo_name}: {policy_kwargs['activation_fn']}"
+        )
+    if algo_name in ("sac", "td3") and "n_critics" not in policy_kwargs:
+        n_critics = len({k.split(".")[1] for k in state_dict if re.match(r"critic\.qf\d+\.", k)})
+        if n_critics and n_critics != 2:
+            policy_kwargs["n_critics"] = n_critics
+            notes.append(f"n_critics={n_critics} inferred from policy.pth")
+    log_std = state_dict.get("log_std")
+    if (
+        on_policy
+        and "full_std" not in policy_kwargs
+        and log_std is not None
+        and log_std.ndim == 2
+        and isinstance(action_space, spaces.Box)
+        and int(np.prod(action_space.shape)) > 1
+        and log_std.shape[1] == 1
+    ):
+        policy_kwargs["full_std"] = False
+        notes.append("full_std=False inferred from the shape of log_std")
+
+    version_tuple = _parse_version(version)
+    old_int_list = (
+        on_policy
+        and isinstance(raw_net_arch, list)
+        and bool(raw_net_arch)
+        and all(isinstance(v, int) for v in raw_net_arch)
+    )
+    if old_int_list and (version_tuple is None or version_tuple < (1, 8)):
+        notes.append("before SB3 1.8 a list net_arch meant layers shared by policy and value nets")
+
+    hyperparams = _read_hyperparams(data, notes)
+
+    def _opt_int(key: str) -> int | None:
+        value = data.get(key)
+        return int(value) if isinstance(value, int) and not isinstance(value, bool) else None
+
+    return SB3Archive(
+        path=path,
+        algo=algo_name,
+        sb3_version=version,
+        observation_space=observation_space,
+        action_space=action_space,
+        policy_class=class_name,
+        policy_kwargs=policy_kwargs,
+        hyperparams=hyperparams,
+        num_timesteps=_opt_int("num_timesteps"),
+        n_envs=_opt_int("n_envs"),
+        state_dict=state_dict,
+        notes=notes,
+        dropped=dropped,
+        pytorch_variables=variables,
+    )

@@ -1,0 +1,127 @@
+"""Gymnasium wrappers that pretrained agents expect, registered by name.
+
+RL Zoo agents are trained inside wrappers named in their config (``env_wrapper``); evaluating or
+transferring such an agent faithfully means wrapping the environment the same way. The wrappers are
+looked up by class name in :data:`WRAPPERS` (never imported from a dotted path found in a file).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, SupportsFloat
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from rltransfer.errors import ConfigError, IncompatibleSpacesError, unknown_name
+
+__all__ = ["WRAPPERS", "TimeFeatureWrapper", "make_wrapper"]
+
+TimeFeatureObs = np.ndarray | dict[str, np.ndarray]
+
+
+class TimeFeatureWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
+    """Append the remaining episode time, ``1 - t / max_steps``, to the observation.
+
+    Behaves like ``sb3_contrib.common.wrappers.TimeFeatureWrapper`` (which the RL Zoo trained its
+    MuJoCo/PyBullet agents with): the feature is 1.0 after ``reset`` and falls by ``1 / max_steps``
+    per step; the observation Box gains one entry with bounds ``[0, 1]`` and keeps its dtype. For a
+    Dict space the feature goes onto the ``"observation"`` entry. Unlike sb3_contrib, the wrapped
+    env's own ``observation_space`` is left untouched and observation dicts are copied, not mutated.
+
+    See https://arxiv.org/abs/1712.00378.
+
+    Args:
+        env: environment with a 1-D Box observation space (or a Dict with a 1-D Box ``"observation"``).
+        max_steps: episode length used when ``env.spec.max_episode_steps`` is not set.
+        test_mode: keep the feature constant at 1.0, to check that the agent does not rely on it.
+
+    Raises:
+        IncompatibleSpacesError: for other observation spaces.
+        ConfigError: if ``max_steps`` is not a positive integer.
+    """
+
+    def __init__(self, env: gym.Env, max_steps: int = 1000, test_mode: bool = False) -> None:
+        # Recorded so that gymnasium can rebuild the wrapper from ``env.spec``.
+        gym.utils.RecordConstructorArgs.__init__(self, max_steps=max_steps, test_mode=test_mode)
+        gym.Wrapper.__init__(self, env)
+        if isinstance(max_steps, bool) or not isinstance(max_steps, (int, np.integer)) or max_steps <= 0:
+            raise ConfigError(f"TimeFeatureWrapper: max_steps must be a positive integer, got {max_steps!r}")
+        space = env.observation_space
+        if isinstance(space, spaces.Dict):
+            if "observation" not in space.spaces:
+                raise IncompatibleSpacesError(
+                    f"TimeFeatureWrapper: Dict observation space has no 'observation' key: {space}"
+                )
+            box = space.spaces["observation"]
+        else:
+            box = space
+        if not isinstance(box, spaces.Box) or len(box.shape) != 1:
+            raise IncompatibleSpacesError(
+                f"TimeFeatureWrapper supports 1-D Box observations (or a Dict with one under 'observation'), "
+                f"got {box}"
+            )
+        self.dtype = box.dtype
+        low = np.concatenate((box.low, [0.0])).astype(self.dtype)
+        high = np.concatenate((box.high, [1.0])).astype(self.dtype)
+        new_box = spaces.Box(low=low, high=high, dtype=self.dtype)
+        if isinstance(space, spaces.Dict):
+            self.observation_space = spaces.Dict({**space.spaces, "observation": new_box})
+        else:
+            self.observation_space = new_box
+
+        spec_steps = getattr(getattr(env, "spec", None), "max_episode_steps", None)
+        self._max_steps: int = int(spec_steps) if spec_steps is not None else int(max_steps)
+        self._current_step = 0
+        self._test_mode = bool(test_mode)
+
+    @property
+    def max_steps(self) -> int:
+        """The episode length the feature counts down over."""
+        return self._max_steps
+
+    def reset(self, **kwargs: Any) -> tuple[TimeFeatureObs, dict[str, Any]]:
+        """Reset the env and the step counter; the feature is 1.0."""
+        self._current_step = 0
+        obs, info = self.env.reset(**kwargs)
+        return self._get_obs(obs), info
+
+    def step(self, action: Any) -> tuple[TimeFeatureObs, SupportsFloat, bool, bool, dict[str, Any]]:
+        """Step the env and count the step."""
+        self._current_step += 1
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        return self._get_obs(obs), reward, terminated, truncated, info
+
+    def _get_obs(self, obs: TimeFeatureObs) -> TimeFeatureObs:
+        time_feature = 1.0 if self._test_mode else 1 - (self._current_step / self._max_steps)
+        feature = np.array(time_feature, dtype=self.dtype)
+        if isinstance(obs, dict):
+            return {**obs, "observation": np.append(obs["observation"], feature)}
+        return np.append(obs, feature)
+
+
+#: Wrappers by class name, as the RL Zoo's ``env_wrapper`` names them (without the module path).
+WRAPPERS: dict[str, Callable[..., gym.Env]] = {
+    "TimeFeatureWrapper": TimeFeatureWrapper,
+}
+
+
+def make_wrapper(name: str, env: gym.Env, **kwargs: Any) -> gym.Env:
+    """Wrap ``env`` in the wrapper registered as ``name``.
+
+    A dotted name such as ``"sb3_contrib.common.wrappers.TimeFeatureWrapper"`` is looked up by its
+    last component; nothing is imported.
+
+    Args:
+        name: wrapper name (see :data:`WRAPPERS`).
+        env: the environment to wrap.
+        **kwargs: passed to the wrapper.
+
+    Raises:
+        UnknownNameError: for names not in :data:`WRAPPERS`.
+    """
+    short = name.rsplit(".", 1)[-1]
+    if short not in WRAPPERS:
+        raise unknown_name("wrapper", short, WRAPPERS)
+    return WRAPPERS[short](env, **kwargs)

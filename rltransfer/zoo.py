@@ -1,0 +1,565 @@
+"""Read the companion files RL Baselines3 Zoo publishes beside a trained agent, safely.
+
+The Zoo stores ``VecNormalize`` statistics as a pickle and hyperparameters as YAML with a
+``!!python/object/apply`` tag and Python expressions in strings (``"dict(net_arch=[64, 64])"``,
+``"lin_0.4"``). The Zoo itself unpickles and ``eval``\\ s them; here the pickle goes through an
+unpickler that admits only numpy arrays and inert stand-ins for the statistics classes, the YAML through
+a safe loader that knows exactly one Python tag, and the expressions through a small AST walker that
+accepts literals and allowlisted activation names only. Anything else raises
+:class:`~rltransfer.errors.UnsafeFileError` or :class:`~rltransfer.errors.ConfigError` before it can run.
+"""
+
+from __future__ import annotations
+
+import ast
+import io
+import pickle
+import re
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from rltransfer.errors import BundleError, ConfigError, UnsafeFileError
+from rltransfer.normalization import NormalizationStats
+from rltransfer.sb3zip import ACTIVATIONS
+
+__all__ = ["find_zoo_companions", "load_vecnormalize_pkl", "load_zoo_config", "parse_policy_kwargs"]
+
+_MAX_PICKLE_BYTES = 64 * 2**20
+_MAX_YAML_BYTES = 4 * 2**20
+_MAX_EXPRESSION_CHARS = 10_000
+
+# --------------------------------------------------------------------------------------------------
+# VecNormalize pickles
+
+
+class _Inert:
+    """Stand-in for a class named in a pickle: records the pickled state, runs nothing.
+
+    Attributes:
+        pickled_name: the ``module.name`` the pickle asked for.
+        args: positional arguments the pickle passed to the constructor.
+        state: the state the pickle set (``__setstate__``), as a dict when it was one.
+    """
+
+    pickled_name = "?"
+
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    state: dict[str, Any]
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> _Inert:  # noqa: PYI034
+        # pickle's NEWOBJ calls cls.__new__(cls, *args) and REDUCE calls cls(*args): both end here.
+        obj = super().__new__(cls)
+        obj.args = args
+        obj.kwargs = kwargs
+        obj.state = {}
+        return obj
+
+    def __setstate__(self, state: Any) -> None:
+        if (
+            isinstance(state, tuple)
+            and len(state) == 2
+            and all(s is None or isinstance(s, dict) for s in state)
+        ):
+            merged: dict[str, Any] = {}
+            for part in state:
+                merged.update(part or {})
+            state = merged
+        self.state = dict(state) if isinstance(state, dict) else {"_state": state}
+
+    def __repr__(self) -> str:
+        return f"<inert {self.pickled_name}>"
+
+
+def _inert(name: str) -> type[_Inert]:
+    return type(f"_Inert_{name.rsplit('.', 1)[-1]}", (_Inert,), {"pickled_name": name})
+
+
+def _inert_factory(name: str) -> Callable[..., _Inert]:
+    """For numpy's random-state constructors: return a stand-in instead of a real generator."""
+    cls = _inert(name)
+
+    def factory(*args: Any, **kwargs: Any) -> _Inert:
+        return cls(*args, **kwargs)
+
+    return factory
+
+
+def _numpy_globals() -> dict[str, Any]:
+    """The numpy callables that rebuild arrays/scalars, found without importing private modules."""
+    reconstruct = np.ndarray(0).__reduce__()[0]
+    scalar = np.float64(0.0).__reduce__()[0]
+    frombuffer = np.zeros(1).__reduce_ex__(5)[0]
+    table: dict[str, Any] = {"numpy.ndarray": np.ndarray, "numpy.dtype": np.dtype}
+    for core in ("numpy.core", "numpy._core"):
+        table[f"{core}.multiarray._reconstruct"] = reconstruct
+        table[f"{core}.multiarray.scalar"] = scalar
+        table[f"{core}.numeric._frombuffer"] = frombuffer
+    return table
+
+
+_STAND_IN_NAMES = (
+    "stable_baselines3.common.vec_env.vec_normalize.VecNormalize",
+    "stable_baselines3.common.running_mean_std.RunningMeanStd",
+    *(
+        f"{pkg}.spaces.{mod}.{cls}"
+        for pkg in ("gym", "gymnasium")
+        for mod, cls in (
+            ("box", "Box"),
+            ("discrete", "Discrete"),
+            ("multi_discrete", "MultiDiscrete"),
+            ("multi_binary", "MultiBinary"),
+            ("dict", "Dict"),
+            ("tuple", "Tuple"),
+        )
+    ),
+)
+# Spaces pickle their random generator: old gym a RandomState (the Zoo fixture), gymnasium a
+# Generator with its bit generator and SeedSequence once seeded. None of it is needed; all inert.
+_RANDOM_CTORS = (
+    "numpy.random._pickle.__randomstate_ctor",
+    "numpy.random._pickle.__generator_ctor",
+    "numpy.random._pickle.__bit_generator_ctor",
+    "numpy.random.mtrand.__RandomState_ctor",
+    "numpy.random.bit_generator.__pyx_unpickle_SeedSequence",
+)
+_RANDOM_CLASSES = (
+    "numpy.random.mtrand.RandomState",
+    "numpy.random._generator.Generator",
+    "numpy.random._pcg64.PCG64",
+    "numpy.random._pcg64.PCG64DXSM",
+    "numpy.random._mt19937.MT19937",
+    "numpy.random._philox.Philox",
+    "numpy.random._sfc64.SFC64",
+    "numpy.random.bit_generator.SeedSequence",
+)
+
+
+def _latin1_bytes(text: str, encoding: str = "latin1") -> bytes:
+    """What protocol-2 pickles call as ``_codecs.encode`` to rebuild ``bytes`` (latin-1 only)."""
+    if not isinstance(text, str) or encoding.lower().replace("-", "") != "latin1":
+        raise pickle.UnpicklingError(f"_codecs.encode only rebuilds latin-1 bytes, got encoding {encoding!r}")
+    return text.encode("latin1")
+
+
+#: Every global a VecNormalize pickle may name, mapped to what it resolves to here.
+PICKLE_ALLOWLIST: dict[str, Any] = {
+    **_numpy_globals(),
+    "collections.OrderedDict": OrderedDict,
+    "_codecs.encode": _latin1_bytes,
+    **{name: _inert(name) for name in (*_STAND_IN_NAMES, *_RANDOM_CLASSES)},
+    **{name: _inert_factory(name) for name in _RANDOM_CTORS},
+}
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+    """Resolves only the names in :data:`PICKLE_ALLOWLIST`; everything else is refused."""
+
+    def __init__(self, file: io.BytesIO, source: Path) -> None:
+        super().__init__(file)
+        self._source = source
+
+    def find_class(self, module: str, name: str) -> Any:
+        qualified = f"{module}.{name}"
+        if qualified in PICKLE_ALLOWLIST:
+            return PICKLE_ALLOWLIST[qualified]
+        raise UnsafeFileError(
+            f"{self._source}: refused to load pickle global {qualified!r}: only numpy arrays and "
+            "VecNormalize/RunningMeanStd/space statistics are allowed (the file may be malicious, or "
+            "from a version this loader does not know)"
+        )
+
+    def persistent_load(self, pid: Any) -> Any:
+        raise UnsafeFileError(f"{self._source}: refused a persistent id {str(pid)[:60]!r} in the pickle")
+
+
+def _float(value: Any, where: str) -> float:
+    try:
+        return float(np.mean(np.asarray(value, dtype=np.float64)))
+    except (TypeError, ValueError) as exc:
+        raise BundleError(f"{where}: expected a number, got {value!r}") from exc
+
+
+def _rms(value: Any, where: str) -> dict[str, Any]:
+    if isinstance(value, dict):
+        raise BundleError(
+            f"{where}: per-key statistics of a Dict observation space are not supported; "
+            "only flat (Box) observations can be normalized"
+        )
+    if not isinstance(value, _Inert) or not value.pickled_name.endswith("RunningMeanStd"):
+        raise BundleError(f"{where}: expected RunningMeanStd statistics, found {value!r}")
+    missing = {"mean", "var", "count"} - set(value.state)
+    if missing:
+        raise BundleError(f"{where}: RunningMeanStd without {sorted(missing)}")
+    return value.state
+
+
+def load_vecnormalize_pkl(path: str | Path) -> NormalizationStats:
+    """Read the statistics from a pickled SB3 ``VecNormalize`` without running code from it.
+
+    Only the globals in :data:`PICKLE_ALLOWLIST` resolve: numpy's array/dtype/scalar rebuilders (real)
+    and inert stand-ins for ``VecNormalize``, ``RunningMeanStd``, gym/gymnasium spaces and numpy random
+    states (they record their pickled state and nothing else). SB3 and gym are never imported.
+
+    Args:
+        path: the ``vecnormalize.pkl`` file.
+
+    Returns:
+        The observation (and return) statistics.
+
+    Raises:
+        UnsafeFileError: the pickle names any other global (e.g. ``os.system``).
+        BundleError: the file is missing, truncated, or does not hold VecNormalize statistics.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise BundleError(f"{path}: file not found; expected a pickled VecNormalize (vecnormalize.pkl)")
+    if path.stat().st_size > _MAX_PICKLE_BYTES:
+        raise BundleError(f"{path}: {path.stat().st_size} bytes is too large for VecNormalize statistics")
+    raw = path.read_bytes()
+    try:
+        root = _RestrictedUnpickler(io.BytesIO(raw), path).load()
+    except UnsafeFileError:
+        raise
+    except Exception as exc:  # any failure of a restricted load means "unreadable file"
+        raise BundleError(
+            f"{path}: not a readable VecNormalize pickle ({type(exc).__name__}: {exc})"
+        ) from exc
+    if not isinstance(root, _Inert) or not root.pickled_name.endswith(".VecNormalize"):
+        raise BundleError(f"{path}: expected a pickled VecNormalize, found {root!r}")
+    state = root.state
+    where = f"{path}: VecNormalize"
+    obs = _rms(state.get("obs_rms"), f"{where}.obs_rms")
+    stats: dict[str, Any] = {
+        "obs_mean": np.asarray(obs["mean"], dtype=np.float64),
+        "obs_var": np.asarray(obs["var"], dtype=np.float64),
+        "count": _float(obs["count"], f"{where}.obs_rms.count"),
+    }
+    if "ret_rms" in state and state["ret_rms"] is not None:
+        ret = _rms(state["ret_rms"], f"{where}.ret_rms")
+        stats.update(
+            ret_mean=_float(ret["mean"], f"{where}.ret_rms.mean"),
+            ret_var=_float(ret["var"], f"{where}.ret_rms.var"),
+            ret_count=_float(ret["count"], f"{where}.ret_rms.count"),
+        )
+    for key in ("clip_obs", "clip_reward", "epsilon", "gamma"):
+        if key in state:
+            stats[key] = _float(state[key], f"{where}.{key}")
+    for key in ("norm_obs", "norm_reward"):
+        if key in state:
+            stats[key] = bool(state[key])
+    extra: dict[str, Any] = {"source": str(path)}
+    if isinstance(state.get("num_envs"), int):
+        extra["num_envs"] = state["num_envs"]
+    try:
+        return NormalizationStats(**stats, extra=extra)
+    except (TypeError, ValueError) as exc:
+        raise BundleError(f"{where}: {exc}") from exc
+
+
+# --------------------------------------------------------------------------------------------------
+# Zoo YAML
+
+
+_ORDERED_DICT_TAG = "tag:yaml.org,2002:python/object/apply:collections.OrderedDict"
+
+
+class _ZooLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` plus the Zoo's ``OrderedDict`` tag (built as a plain dict); no other Python tag."""
+
+
+def _construct_ordered_dict(loader: _ZooLoader, node: yaml.Node) -> dict[Any, Any]:
+    if isinstance(node, yaml.SequenceNode):
+        args = loader.construct_sequence(node, deep=True)
+    elif isinstance(node, yaml.MappingNode):
+        spec = loader.construct_mapping(node, deep=True)
+        if set(spec) - {"args"}:
+            raise ConfigError(f"OrderedDict tag with unsupported keys {sorted(set(spec) - {'args'})}")
+        args = spec.get("args", [])
+    else:
+        raise ConfigError("OrderedDict tag must hold a list of [key, value] pairs")
+    if len(args) > 1 or (args and not isinstance(args[0], list)):
+        raise ConfigError("OrderedDict tag must hold a single list of [key, value] pairs")
+    pairs = args[0] if args else []
+    result: dict[Any, Any] = {}
+    for pair in pairs:
+        if not isinstance(pair, list) or len(pair) != 2:
+            raise ConfigError(f"OrderedDict entry {pair!r} is not a [key, value] pair")
+        result[pair[0]] = pair[1]
+    return result
+
+
+def _refuse_python_tag(loader: _ZooLoader, suffix: str, node: yaml.Node) -> Any:
+    raise UnsafeFileError(
+        f"refused YAML tag {'!!python/' + suffix!r} at line {node.start_mark.line + 1}: "
+        "only !!python/object/apply:collections.OrderedDict is allowed"
+    )
+
+
+_ZooLoader.add_constructor(_ORDERED_DICT_TAG, _construct_ordered_dict)
+_ZooLoader.add_multi_constructor("tag:yaml.org,2002:python/", _refuse_python_tag)
+
+_ACTIVATION_PREFIXES = ("nn", "th.nn", "torch.nn")
+_SCHEDULE_KEYS = ("learning_rate", "clip_range", "clip_range_vf", "delta_std")
+
+
+def _dotted(node: ast.AST) -> str | None:
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        base = _dotted(node.value)
+        return f"{base}.{node.attr}" if base else None
+    return None
+
+
+class _LiteralWalker:
+    """Evaluates the tiny, safe subset of Python the Zoo writes in config strings."""
+
+    def __init__(self, source: str, where: str) -> None:
+        self.source = source
+        self.where = where
+
+    def fail(self, node: ast.AST, why: str) -> ConfigError:
+        snippet = ast.get_source_segment(self.source, node) or ast.dump(node)[:80]
+        return ConfigError(
+            f"{self.where}: {why} in {snippet!r}; only numbers, strings, True/False/None, lists, dicts, "
+            f"dict(key=value, ...) and activation names like nn.ReLU ({', '.join(ACTIVATIONS)}) are allowed"
+        )
+
+    def value(self, node: ast.AST) -> Any:
+        if isinstance(node, ast.Constant):
+            if node.value is None or isinstance(node.value, (bool, int, float, str)):
+                return node.value
+            raise self.fail(node, f"constant of type {type(node.value).__name__} is not allowed")
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+            operand = self.value(node.operand)
+            if isinstance(operand, bool) or not isinstance(operand, (int, float)):
+                raise self.fail(node, "a sign applies to numbers only")
+            return -operand if isinstance(node.op, ast.USub) else operand
+        if isinstance(node, (ast.List, ast.Tuple)):
+            return [self.value(elt) for elt in node.elts]
+        if isinstance(node, ast.Dict):
+            result = {}
+            for key, val in zip(node.keys, node.values):
+                if key is None:
+                    raise self.fail(node, "'**' unpacking is not allowed")
+                k = self.value(key)
+                if not isinstance(k, (str, int, float, bool)) and k is not None:
+                    raise self.fail(key, "dict keys must be literals")
+                result[k] = self.value(val)
+            return result
+        if isinstance(node, ast.Call):
+            if not (isinstance(node.func, ast.Name) and node.func.id == "dict"):
+                raise self.fail(
+                    node, f"call of {ast.get_source_segment(self.source, node.func)!r} is not allowed"
+                )
+            if node.args:
+                raise self.fail(node, "dict(...) takes keyword arguments only")
+            result = {}
+            for keyword in node.keywords:
+                if keyword.arg is None:
+                    raise self.fail(node, "'**' unpacking is not allowed")
+                result[keyword.arg] = self.value(keyword.value)
+            return result
+        if isinstance(node, (ast.Attribute, ast.Name)):
+            dotted = _dotted(node)
+            if dotted:
+                prefix, _, name = dotted.rpartition(".")
+                if prefix in _ACTIVATION_PREFIXES and name in ACTIVATIONS:
+                    return name
+            raise self.fail(node, f"name {dotted or '?'!r} is not an allowlisted activation")
+        raise self.fail(node, f"{type(node).__name__} expressions are not allowed")
+
+
+def _parse_expression(text: str, where: str) -> Any:
+    if len(text) > _MAX_EXPRESSION_CHARS:
+        raise ConfigError(f"{where}: expression of {len(text)} characters is too long")
+    try:
+        tree = ast.parse(text.strip(), mode="eval")
+    except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
+        raise ConfigError(
+            f"{where}: not a valid expression {text[:80]!r} ({exc.__class__.__name__})"
+        ) from exc
+    try:
+        return _LiteralWalker(text.strip(), where).value(tree.body)
+    except RecursionError as exc:
+        raise ConfigError(f"{where}: expression {text[:80]!r} is nested too deeply") from exc
+
+
+def parse_policy_kwargs(value: Any, where: str = "policy_kwargs") -> dict[str, Any]:
+    """Parse the Zoo's ``policy_kwargs`` (a ``"dict(...)"`` string or a mapping) without ``eval``.
+
+    Activation names (``nn.ReLU``, ``th.nn.Tanh``, ``torch.nn.ELU``) become strings like ``"ReLU"``.
+
+    Args:
+        value: the raw value from the YAML.
+        where: file and key quoted in errors.
+
+    Raises:
+        ConfigError: for anything but literals, lists, dicts, ``dict(...)`` and allowlisted names.
+    """
+    if isinstance(value, str):
+        parsed = _parse_expression(value, where)
+    elif isinstance(value, Mapping):
+        parsed = dict(value)
+    else:
+        raise ConfigError(f"{where}: expected a 'dict(...)' string or a mapping, got {value!r}")
+    if not isinstance(parsed, dict):
+        raise ConfigError(f"{where}: expected a dict, got {parsed!r}")
+    act = parsed.get("activation_fn")
+    if isinstance(act, str) and act not in ACTIVATIONS:
+        parsed["activation_fn"] = _parse_expression(act, f"{where}['activation_fn']")
+    return parsed
+
+
+def _schedule(value: Any, where: str) -> Any:
+    if not isinstance(value, str):
+        return value
+    match = re.fullmatch(r"lin_(.+)", value.strip())
+    if not match:
+        raise ConfigError(
+            f"{where}: unknown schedule {value!r}; valid: a number or 'lin_<start>' (e.g. 'lin_0.4')"
+        )
+    try:
+        start = float(match.group(1))
+    except ValueError as exc:
+        raise ConfigError(f"{where}: schedule {value!r} does not end in a number") from exc
+    return {"schedule": "linear", "start": start, "end": 0.0}
+
+
+def _wrappers(value: Any, where: str) -> tuple[list[str], dict[str, dict[str, Any]]]:
+    """The Zoo's env_wrapper (str, {name: kwargs} or a list of those) -> names and kwargs by name."""
+    items = value if isinstance(value, list) else [value]
+    names: list[str] = []
+    kwargs: dict[str, dict[str, Any]] = {}
+    for item in items:
+        if isinstance(item, str):
+            dotted, options = item, None
+        elif isinstance(item, Mapping) and len(item) == 1:
+            dotted, options = next(iter(item.items()))
+            if not isinstance(dotted, str) or not (options is None or isinstance(options, Mapping)):
+                raise ConfigError(f"{where}: expected {{wrapper: {{kwargs}}}}, got {item!r}")
+        else:
+            raise ConfigError(f"{where}: expected a wrapper name or {{name: kwargs}}, got {item!r}")
+        name = dotted.rsplit(".", 1)[-1]
+        names.append(name)
+        if options:
+            kwargs[name] = dict(options)
+    return names, kwargs
+
+
+def load_zoo_config(path: str | Path) -> dict[str, Any]:
+    """Read an RL Zoo ``config.yml`` (the hyperparameters saved beside a trained agent).
+
+    Returns:
+        The hyperparameters as plain data: ``policy_kwargs`` parsed into a dict, ``n_timesteps`` an
+        int, schedules such as ``"lin_0.4"`` as ``{"schedule": "linear", "start": 0.4, "end": 0.0}``,
+        ``env_wrapper`` a list of wrapper class names (with ``env_wrapper_kwargs`` by name when the
+        Zoo gave any) and ``normalize`` a bool or a dict.
+
+    Raises:
+        UnsafeFileError: the YAML has a Python tag other than the Zoo's OrderedDict.
+        ConfigError: the file is missing or malformed, or a value is an expression outside the safe
+            subset (calls, attribute access, lambdas, subscripts...).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: file not found; expected an RL Zoo config.yml")
+    if path.stat().st_size > _MAX_YAML_BYTES:
+        raise ConfigError(f"{path}: {path.stat().st_size} bytes is too large for a Zoo config")
+    try:
+        loader = _ZooLoader(path.read_text(encoding="utf-8"))
+        try:
+            raw = loader.get_single_data()
+        finally:
+            loader.dispose()
+    except UnsafeFileError as exc:
+        raise UnsafeFileError(f"{path}: {exc}") from None
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of hyperparameters, got {type(raw).__name__}")
+    config: dict[str, Any] = {}
+    for key, value in raw.items():
+        if not isinstance(key, str):
+            raise ConfigError(f"{path}: hyperparameter names must be strings, got {key!r}")
+        where = f"{path}: key {key!r}"
+        if key == "policy_kwargs":
+            config[key] = parse_policy_kwargs(value, where)
+        elif key == "n_timesteps":
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or value < 0
+                or float(value) != int(value)
+            ):
+                raise ConfigError(f"{where}: expected a non-negative whole number, got {value!r}")
+            config[key] = int(value)
+        elif key in _SCHEDULE_KEYS:
+            config[key] = _schedule(value, where)
+        elif key == "env_wrapper":
+            config[key], wrapper_kwargs = _wrappers(value, where)
+            if wrapper_kwargs:
+                config["env_wrapper_kwargs"] = wrapper_kwargs
+        elif key == "normalize":
+            parsed = _parse_expression(value, where) if isinstance(value, str) else value
+            if not isinstance(parsed, (bool, dict)):
+                raise ConfigError(
+                    f"{where}: expected true/false or a dict of VecNormalize options, got {value!r}"
+                )
+            config[key] = parsed
+        else:
+            config[key] = value
+    return config
+
+
+# --------------------------------------------------------------------------------------------------
+# Companion files
+
+
+def find_zoo_companions(zip_path: str | Path) -> dict[str, Path | None]:
+    """Find the VecNormalize statistics and Zoo config published beside a trained agent's zip.
+
+    Looks for, in order, ``<stem>.vecnormalize.pkl`` / ``<stem>.config.yml`` next to the zip (the
+    layout of ``rl-trained-agents`` fixtures), then the Zoo's log layout ``<dir>/<env>/vecnormalize.pkl``
+    and ``<dir>/<env>/config.yml`` (``<env>`` is the stem without its ``algo-`` prefix), then
+    ``<dir>/vecnormalize.pkl`` / ``<dir>/vec_normalize.pkl`` and ``<dir>/config.yml``, and finally
+    the file inside the only sub-folder that has one (e.g. for ``best_model.zip``).
+
+    Args:
+        zip_path: the agent's ``.zip``.
+
+    Returns:
+        ``{"vecnormalize": Path | None, "config": Path | None}``.
+    """
+    zip_path = Path(zip_path)
+    folder, stem = zip_path.parent, zip_path.stem
+    envs = [stem]
+    algo_prefix = re.match(r"^[a-z0-9_]+-(.+)$", stem)
+    if algo_prefix:
+        envs.insert(0, algo_prefix.group(1))
+    candidates = {
+        "vecnormalize": [folder / f"{stem}.vecnormalize.pkl"]
+        + [folder / env / "vecnormalize.pkl" for env in envs]
+        + [folder / "vecnormalize.pkl", folder / "vec_normalize.pkl"],
+        "config": [folder / f"{stem}.config.yml"]
+        + [folder / env / "config.yml" for env in envs]
+        + [folder / "config.yml"],
+    }
+    found: dict[str, Path | None] = {}
+    for kind, paths in candidates.items():
+        found[kind] = next((p for p in paths if p.is_file()), None)
+        if found[kind] is None and folder.is_dir():
+            # e.g. best_model.zip beside a single <env>/ folder of the Zoo's log layout
+            nested = sorted(folder.glob(f"*/{paths[1].name}"))
+            found[kind] = nested[0] if len(nested) == 1 else None
+    return found
