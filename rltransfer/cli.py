@@ -64,6 +64,77 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_transfer(args: argparse.Namespace) -> int:
+    from rltransfer.config import parse_set
+    from rltransfer.transfer import parse_index_map, transfer
+
+    options: dict[str, Any] = {}
+    if args.freeze_layers is not None:
+        options["freeze_layers"] = args.freeze_layers
+    if args.freeze_pattern:
+        options["freeze_patterns"] = args.freeze_pattern
+    if args.heads:
+        options["heads"] = [h.strip() for h in args.heads.split(",") if h.strip()]
+    for key in ("l2sp_alpha", "lr_scale", "kickstart_weight", "kickstart_end_fraction"):
+        if getattr(args, key) is not None:
+            options[key] = getattr(args, key)
+    result = transfer(
+        args.source, args.env, params=parse_set(args.set), strategy=args.strategy, options=options,
+        agent=args.agent, algo=args.algo, steps=args.steps, seed=args.seed, out=args.out, name=args.name,
+        eval_freq=args.eval_freq, eval_episodes=args.eval_episodes,
+        obs_map=parse_index_map(args.obs_map, "--obs-map"), action_map=parse_index_map(args.action_map, "--action-map"),
+        wrappers=args.wrapper or (), progress=not args.no_progress,
+    )
+    con = _console()
+    _print_plan(con, result.plan)
+    curve = result.curve
+    con.print(f"run:          {result.run_dir}")
+    con.print(f"policy:       {result.policy_dir}")
+    con.print(f"return:       {curve.mean[0]:.2f} at step 0 (jumpstart) -> {curve.mean[-1]:.2f} at step {curve.steps[-1]}")
+    con.print(f"tensorboard:  tensorboard --logdir {result.run_dir.parent}")
+    return 0
+
+
+def _print_plan(con: Any, plan: Any) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"transfer plan: {plan.summary()}", show_lines=False)
+    for col in ("tensor", "action", "source", "target", "train", "lr x", "why"):
+        table.add_column(col, overflow="fold")
+    for t in plan.tensors:
+        table.add_row(t.name, t.action, str(t.source_shape or "-"), str(t.target_shape),
+                      "yes" if t.trainable else "frozen", f"{t.lr_scale:g}", t.reason)
+    con.print(table)
+    for note in plan.notes:
+        con.print(f"- {note}")
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from rltransfer.inspection import inspect_source
+
+    info = inspect_source(args.path)
+    con = _console()
+    if args.json:
+        con.print_json(json.dumps(info))
+        return 0
+    con.print(f"[bold]{info['path']}[/bold] ({info['kind']})")
+    for key in ("algo", "sb3_version", "observation_space", "action_space", "policy_kwargs", "hyperparams",
+                "num_timesteps", "normalization", "wrappers", "env"):
+        if info.get(key) not in (None, {}, []):
+            con.print(f"  {key:18s} {info[key]}")
+    table = Table(title=f"{len(info['tensors'])} tensors, {info['parameters']:,} parameters")
+    for col in ("tensor", "shape", "dtype", "role"):
+        table.add_column(col)
+    for t in info["tensors"]:
+        table.add_row(t["name"], str(t["shape"]), t["dtype"], t["role"])
+    con.print(table)
+    for note in info.get("notes", []):
+        con.print(f"- {note}")
+    return 0
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     from rltransfer import resources
     from rltransfer.config import load_family
@@ -134,6 +205,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stochastic", action="store_true", help="sample actions instead of the deterministic mode")
     p.add_argument("--json", metavar="FILE", help="write mean, std, ci95 and returns as JSON")
     p.set_defaults(handler=cmd_evaluate)
+
+    p = sub.add_parser("transfer", help="transfer a saved policy into an agent for a target env, and train it")
+    p.add_argument("--from", dest="source", required=True, help="bundle folder, run directory, or SB3 .zip")
+    _add_env_args(p)
+    p.add_argument("--strategy", default="finetune", help="finetune, freeze, reinit_heads, l2sp, lower_lr, kickstart")
+    p.add_argument("--agent", help="target agent name or YAML (default: the source's algorithm for this env)")
+    p.add_argument("--algo", help="target algorithm (default: the source's; a2c <-> ppo allowed)")
+    p.add_argument("--steps", type=int)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="runs")
+    p.add_argument("--name")
+    p.add_argument("--eval-freq", type=int)
+    p.add_argument("--eval-episodes", type=int)
+    p.add_argument("--obs-map", help="target obs index -> source index, e.g. '0,1,-,3' ('-' = new feature)")
+    p.add_argument("--action-map", help="target action index -> source index, e.g. '0,1,-'")
+    p.add_argument("--wrapper", action="append", help="extra target env wrapper by name (repeatable)")
+    p.add_argument("--freeze-layers", type=int, help="freeze: the first K feature layers (default: all)")
+    p.add_argument("--freeze-pattern", action="append", help="freeze: tensor-name glob (repeatable)")
+    p.add_argument("--heads", help="reinit_heads: comma list of policy,value,critic,q (default: all)")
+    p.add_argument("--l2sp-alpha", type=float)
+    p.add_argument("--lr-scale", type=float, help="lower_lr: learning-rate factor of transferred tensors")
+    p.add_argument("--kickstart-weight", type=float)
+    p.add_argument("--kickstart-end-fraction", type=float)
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(handler=cmd_transfer)
+
+    p = sub.add_parser("inspect", help="spaces, algorithm, architecture and tensors of a policy, without unpickling")
+    p.add_argument("path", help="SB3 .zip, bundle folder or run directory")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_inspect)
 
     p = sub.add_parser("list", help="list shipped env families, agents and suites")
     p.add_argument("kind", nargs="?", choices=["envs", "agents", "benchmarks"])

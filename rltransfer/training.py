@@ -259,6 +259,12 @@ class TrainSetup:
     wrappers: tuple[WrapperSpec, ...] = ()
     eval_freq: int = 10_000
     eval_episodes: int = 10
+    training_wrappers: tuple[WrapperSpec, ...] = ()
+
+    @property
+    def env_wrappers(self) -> tuple[WrapperSpec, ...]:
+        """All wrappers, innermost first: training-only ones, then those the policy needs."""
+        return self.training_wrappers + self.wrappers
 
 
 def prepare_run(
@@ -273,6 +279,7 @@ def prepare_run(
     eval_freq: int | None = None,
     eval_episodes: int | None = None,
     wrappers: Sequence[WrapperSpec] = (),
+    training_wrappers: Sequence[WrapperSpec] = (),
 ) -> TrainSetup:
     """Resolve names to specs, validate everything, and create the run directory (nothing half-written:
     validation happens before the directory exists)."""
@@ -291,13 +298,15 @@ def prepare_run(
         raise ConfigError(f"run directory {run_dir} already holds a finished run; choose another --name or --out")
     run_dir.mkdir(parents=True, exist_ok=True)
     all_wrappers = tuple(WrapperSpec(w) for w in spec.wrappers) + tuple(wrappers)
-    return TrainSetup(family, spec, values, total, seed, run_dir, all_wrappers, freq, episodes)
+    return TrainSetup(family, spec, values, total, seed, run_dir, all_wrappers, freq, episodes,
+                      tuple(training_wrappers))
 
 
 def resolved_config(setup: TrainSetup, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     return {
         "env": {"family": setup.family.name, "gym_id": setup.family.gym_id, "source": setup.family.source,
-                "params": setup.params, "wrappers": [w.to_dict() for w in setup.wrappers]},
+                "params": setup.params, "wrappers": [w.to_dict() for w in setup.wrappers],
+                "training_wrappers": [w.to_dict() for w in setup.training_wrappers]},
         "agent": setup.spec.model_dump(mode="json", exclude_none=True),
         "steps": setup.steps,
         "seed": setup.seed,
@@ -313,9 +322,9 @@ def eval_seed(seed: int) -> int:
 
 def make_training_envs(setup: TrainSetup) -> tuple[VecEnv, VecEnv]:
     spec = setup.spec
-    venv = make_vec_env(setup.family, setup.params, spec.n_envs, setup.seed, spec.vec_env, setup.wrappers)
+    venv = make_vec_env(setup.family, setup.params, spec.n_envs, setup.seed, spec.vec_env, setup.env_wrappers)
     venv = wrap_normalization(venv, spec, training=True)
-    eval_env = make_vec_env(setup.family, setup.params, 1, eval_seed(setup.seed), "dummy", setup.wrappers)
+    eval_env = make_vec_env(setup.family, setup.params, 1, eval_seed(setup.seed), "dummy", setup.env_wrappers)
     eval_env = wrap_normalization(eval_env, spec, training=False)
     return venv, eval_env
 
@@ -352,6 +361,7 @@ def run_learning(
         policy_dir = save_bundle(
             model, run_dir / "policy", family=setup.family, params=setup.params, seed=setup.seed,
             vec_normalize=venv if isinstance(venv, VecNormalize) else None, wrappers=setup.wrappers,
+            extra={"training_wrappers": [w.to_dict() for w in setup.training_wrappers]},
         )
     except BaseException as exc:
         write_status(run_dir, "failed", error=f"{type(exc).__name__}: {exc}")
@@ -381,6 +391,9 @@ def train(
     device: str = "cpu",
     threads: int | None = 1,
     command: str | None = None,
+    training_wrappers: Sequence[WrapperSpec] = (),
+    callbacks: Sequence[BaseCallback] = (),
+    listeners: Sequence[EvalListener] = (),
 ) -> RunResult:
     """Train an agent on an env family and save a run directory with its policy bundle.
 
@@ -398,11 +411,16 @@ def train(
         device: torch device.
         threads: torch CPU threads (1 is fastest and reproducible for small networks; None leaves it).
         command: what to record in ``command.txt`` (default: this process's command line).
+        training_wrappers: wrappers applied while training this policy but not part of what the policy
+            expects later (not reproduced by evaluation or transfer), e.g. a planted corruption.
+        callbacks: extra SB3 callbacks.
+        listeners: functions called with ``(step, mean_return)`` after each evaluation.
 
     Returns:
         The run's directory, bundle path and evaluation curve.
     """
-    setup = prepare_run(env, agent, params, steps, seed, out, name, None, eval_freq, eval_episodes)
+    setup = prepare_run(env, agent, params, steps, seed, out, name, None, eval_freq, eval_episodes,
+                        training_wrappers=training_wrappers)
     if threads:
         torch.set_num_threads(threads)
     write_config(setup.run_dir, resolved_config(setup), command or command_line())
@@ -410,4 +428,4 @@ def train(
     set_random_seed(seed)
     venv, eval_env = make_training_envs(setup)
     model = build_model(setup.spec, venv, seed, device)
-    return run_learning(setup, model, venv, eval_env, progress)
+    return run_learning(setup, model, venv, eval_env, progress, callbacks, listeners)

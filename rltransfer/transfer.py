@@ -1,0 +1,931 @@
+"""Weight transfer: from a saved policy (an rltransfer bundle or any SB3 zip) into an agent for a target env.
+
+The flow (see :func:`transfer`): load the source without unpickling; build the target agent (the target's
+hyperparameters and schedules, the source's architecture, a fresh optimizer, ``num_timesteps`` 0); compute
+a :class:`TransferPlan` that says for every tensor of the target policy whether it is copied, sliced,
+padded, re-initialized or left at its initialization, and why; apply it; then apply the strategy
+(freezing, per-layer learning rates, L2-SP, kickstarting) and train.
+
+Shape-aware rules:
+
+* a larger observation copies the known input columns and zero-initializes the new ones, so the
+  transferred network computes the same function on the shared features;
+* a smaller or reordered observation needs an explicit ``obs_map`` (target index -> source index);
+* a different action count or dimension copies the matching output rows and initializes the rest;
+* observation-normalization statistics follow the same mapping.
+"""
+
+from __future__ import annotations
+
+import copy
+import fnmatch
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import gymnasium as gym
+import numpy as np
+import torch
+from pydantic import Field
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.utils import set_random_seed
+from stable_baselines3.common.vec_env import VecEnv, VecNormalize
+
+from rltransfer.bundle import LoadedPolicy, load_policy
+from rltransfer.config import AgentSpec, EnvFamily, PolicyKwargs, Strict, load_agent, load_family
+from rltransfer.environments import WrapperSpec, make_vec_env
+from rltransfer.errors import ConfigError, IncompatibleSpacesError, TransferError, unknown_name
+from rltransfer.normalization import NormalizationStats
+from rltransfer.rundir import atomic_write_json, command_line, write_config, write_status
+from rltransfer.training import (
+    EvalListener,
+    RunResult,
+    TrainSetup,
+    build_model,
+    eval_seed,
+    prepare_run,
+    resolved_config,
+    run_learning,
+)
+
+ON_POLICY = ("ppo", "a2c")
+HEADS = ("policy", "value", "critic", "q")
+COMPATIBLE = {frozenset({"ppo", "a2c"})}
+POLICY_FAMILY = {"ppo": "ActorCriticPolicy", "a2c": "ActorCriticPolicy", "sac": "SACPolicy", "td3": "TD3Policy",
+                 "dqn": "DQNPolicy"}
+
+# ------------------------------------------------------------------------------------------- strategies
+
+STRATEGIES: dict[str, str] = {
+    "finetune": "copy every tensor that fits and train all of them",
+    "freeze": "copy, then freeze the feature (hidden) layers; the optimizer only sees trainable tensors",
+    "reinit_heads": "copy, then re-initialize the output heads (policy, value, critics: selectable)",
+    "l2sp": "copy, then pull transferred weights toward their starting values (L2-SP penalty)",
+    "lower_lr": "copy, then train transferred tensors with a smaller learning rate than new ones",
+    "kickstart": "copy, plus an auxiliary loss toward the source policy's actions with a decaying weight",
+}
+
+
+class StrategySpec(Strict):
+    """A named strategy and its options. Options not used by the chosen strategy are errors."""
+
+    name: Literal[tuple(STRATEGIES)] = "finetune"  # type: ignore[valid-type]
+    freeze_layers: int | None = Field(default=None, ge=1, description="freeze: first k feature layers (default all)")
+    freeze_patterns: list[str] = Field(default_factory=list, description="freeze: tensor-name glob patterns")
+    heads: list[Literal[HEADS]] = Field(default_factory=list)  # type: ignore[valid-type]
+    l2sp_alpha: float = Field(default=0.01, gt=0)
+    lr_scale: float = Field(default=0.1, gt=0, le=1)
+    kickstart_weight: float = Field(default=1.0, gt=0)
+    kickstart_end_fraction: float = Field(default=0.5, gt=0, le=1)
+    kickstart_epochs: int = Field(default=1, ge=1)
+    kickstart_batch_size: int = Field(default=256, ge=1)
+
+    def check(self) -> StrategySpec:
+        """Reject options that the chosen strategy would silently ignore."""
+        used = {
+            "finetune": set(), "freeze": {"freeze_layers", "freeze_patterns"}, "reinit_heads": {"heads"},
+            "l2sp": {"l2sp_alpha"}, "lower_lr": {"lr_scale"},
+            "kickstart": {"kickstart_weight", "kickstart_end_fraction", "kickstart_epochs", "kickstart_batch_size"},
+        }[self.name]
+        ignored = sorted(k for k in self.model_fields_set - {"name"} if k not in used and k != "heads")
+        if ignored:
+            raise ConfigError(f"strategy {self.name!r} does not use option(s) {ignored}; it uses {sorted(used) or 'none'}")
+        return self
+
+
+def parse_strategy(name: str, options: dict[str, Any] | None = None) -> StrategySpec:
+    if name not in STRATEGIES:
+        raise unknown_name("transfer strategy", name, STRATEGIES)
+    from rltransfer.config import validate
+
+    spec: StrategySpec = validate(StrategySpec, {"name": name, **(options or {})}, f"strategy {name!r}")
+    if name == "reinit_heads" and not spec.heads:
+        spec.heads = ["policy", "value", "critic", "q"]
+    return spec.check()
+
+
+# -------------------------------------------------------------------------------------------- tensor roles
+
+
+@dataclass(frozen=True)
+class Role:
+    """What a tensor of an SB3 policy is, for shape-aware copying and strategies.
+
+    Attributes:
+        network: the branch it belongs to (``pi``, ``vf``, ``qf0``, ``q``, ...).
+        depth: index of its layer within the branch (0 = first), or -1 for heads/unknown.
+        head: ``policy``/``value``/``critic``/``q`` for output layers, else None.
+        input: ``obs`` or ``obs+act`` when dimension 1 of this weight reads the observation (and action).
+        output_axis: axis indexed by action (rows of the policy head, columns of gSDE ``log_std``), or None.
+        target_net: a target network (synced from its online twin after transfer).
+    """
+
+    network: str
+    depth: int = -1
+    head: str | None = None
+    input: str | None = None
+    output_axis: int | None = None
+    target_net: bool = False
+
+    @property
+    def feature(self) -> bool:
+        return self.head is None and self.depth >= 0
+
+
+def _seq_index(keys: Sequence[str], prefix: str) -> list[int]:
+    pattern = re.compile(re.escape(prefix) + r"\.(\d+)\.weight$")
+    return sorted({int(m.group(1)) for k in keys if (m := pattern.match(k))})
+
+
+def tensor_roles(algo: str, keys: Sequence[str], shapes: dict[str, tuple[int, ...]]) -> dict[str, Role]:
+    """Roles of every tensor of an SB3 policy state dict (SB3 >= 1.8 naming)."""
+    roles: dict[str, Role] = {}
+    for key in keys:
+        roles[key] = _role(algo, key, keys, shapes)
+    return roles
+
+
+def _role(algo: str, key: str, keys: Sequence[str], shapes: dict[str, tuple[int, ...]]) -> Role:
+    is_weight = key.endswith(".weight")
+    if algo in ON_POLICY:
+        m = re.match(r"^mlp_extractor\.(policy_net|value_net|shared_net)\.(\d+)\.(weight|bias)$", key)
+        if m:
+            layers = _seq_index(keys, f"mlp_extractor.{m.group(1)}")
+            depth = layers.index(int(m.group(2)))
+            net = {"policy_net": "pi", "value_net": "vf", "shared_net": "shared"}[m.group(1)]
+            return Role(net, depth, input="obs" if depth == 0 and is_weight else None)
+        if key.startswith("action_net."):
+            no_hidden = not _seq_index(keys, "mlp_extractor.policy_net")
+            return Role("pi", head="policy", output_axis=0, input="obs" if no_hidden and is_weight else None)
+        if key.startswith("value_net."):
+            no_hidden = not _seq_index(keys, "mlp_extractor.value_net")
+            return Role("vf", head="value", input="obs" if no_hidden and is_weight else None)
+        if key == "log_std":
+            return Role("pi", head="policy", output_axis=0 if len(shapes[key]) == 1 else 1)
+        return Role("other")
+    if algo in ("sac", "td3"):
+        m = re.match(r"^(critic|critic_target)\.qf(\d+)\.(\d+)\.(weight|bias)$", key)
+        if m:
+            layers = _seq_index(keys, f"{m.group(1)}.qf{m.group(2)}")
+            idx = int(m.group(3))
+            depth = layers.index(idx)
+            last = idx == layers[-1]
+            return Role(
+                f"qf{m.group(2)}", depth, head="critic" if last else None,
+                input="obs+act" if depth == 0 and is_weight else None, target_net=m.group(1) == "critic_target",
+            )
+    if algo == "sac":
+        m = re.match(r"^actor\.latent_pi\.(\d+)\.(weight|bias)$", key)
+        if m:
+            depth = _seq_index(keys, "actor.latent_pi").index(int(m.group(1)))
+            return Role("pi", depth, input="obs" if depth == 0 and is_weight else None)
+        no_hidden = not _seq_index(keys, "actor.latent_pi")
+        if re.match(r"^actor\.mu(\.0)?\.(weight|bias)$", key):
+            return Role("pi", head="policy", output_axis=0, input="obs" if no_hidden and is_weight else None)
+        if key.startswith("actor.log_std"):
+            if key == "actor.log_std":  # gSDE: (latent, action)
+                return Role("pi", head="policy", output_axis=1)
+            return Role("pi", head="policy", output_axis=0, input="obs" if no_hidden and is_weight else None)
+    if algo == "td3":
+        m = re.match(r"^(actor|actor_target)\.mu\.(\d+)\.(weight|bias)$", key)
+        if m:
+            layers = _seq_index(keys, f"{m.group(1)}.mu")
+            idx = int(m.group(2))
+            depth = layers.index(idx)
+            last = idx == layers[-1]
+            return Role(
+                "pi", depth, head="policy" if last else None, input="obs" if depth == 0 and is_weight else None,
+                output_axis=0 if last else None, target_net=m.group(1) == "actor_target",
+            )
+    if algo == "dqn":
+        m = re.match(r"^(q_net|q_net_target)\.q_net\.(\d+)\.(weight|bias)$", key)
+        if m:
+            layers = _seq_index(keys, f"{m.group(1)}.q_net")
+            idx = int(m.group(2))
+            depth = layers.index(idx)
+            last = idx == layers[-1]
+            return Role(
+                "q", depth, head="q" if last else None, input="obs" if depth == 0 and is_weight else None,
+                output_axis=0 if last else None, target_net=m.group(1) == "q_net_target",
+            )
+    return Role("other")
+
+
+def _online_twin(key: str) -> str:
+    return key.replace("critic_target.", "critic.").replace("actor_target.", "actor.").replace(
+        "q_net_target.", "q_net.")
+
+
+# ------------------------------------------------------------------------------------------ space mapping
+
+
+def flat_dim(space: gym.Space) -> int:
+    if isinstance(space, gym.spaces.Discrete):
+        return int(space.n)
+    if isinstance(space, gym.spaces.Box):
+        return int(np.prod(space.shape))
+    raise IncompatibleSpacesError(f"transfer supports Box and Discrete spaces, got {space}")
+
+
+def _describe(space: gym.Space) -> str:
+    if isinstance(space, gym.spaces.Discrete):
+        return f"Discrete({space.n})"
+    return f"Box{tuple(space.shape)}"
+
+
+def resolve_obs_map(
+    source: gym.Space, target: gym.Space, obs_map: Sequence[int | None] | None
+) -> list[int | None]:
+    """Target observation index -> source index (None: a feature the source never saw)."""
+    if not isinstance(source, gym.spaces.Box) or not isinstance(target, gym.spaces.Box):
+        raise IncompatibleSpacesError(
+            f"Observation spaces must be Box for weight transfer: {_describe(source)} -> {_describe(target)}"
+        )
+    n_src, n_tgt = flat_dim(source), flat_dim(target)
+    if obs_map is None:
+        if n_tgt < n_src:
+            raise IncompatibleSpacesError(
+                f"Observation spaces do not match: source {_describe(source)} != target {_describe(target)}; the "
+                f"target has fewer features, so say which source feature each target feature is with an "
+                f"explicit mapping (--obs-map, {n_tgt} entries of source indices 0..{n_src - 1} or '-' for new)"
+            )
+        return [i if i < n_src else None for i in range(n_tgt)]
+    mapping = list(obs_map)
+    if len(mapping) != n_tgt:
+        raise IncompatibleSpacesError(
+            f"obs_map has {len(mapping)} entries but the target observation {_describe(target)} has {n_tgt} features"
+        )
+    for i in mapping:
+        if i is not None and not 0 <= i < n_src:
+            raise IncompatibleSpacesError(
+                f"obs_map entry {i} is not a source feature index (source {_describe(source)}: 0..{n_src - 1})"
+            )
+    return mapping
+
+
+def resolve_action_map(
+    source: gym.Space, target: gym.Space, action_map: Sequence[int | None] | None
+) -> list[int | None]:
+    """Target action index (or dimension) -> source index (None: a new action, initialized)."""
+    if type(source) is not type(target):
+        raise IncompatibleSpacesError(
+            f"Action spaces do not match: source {_describe(source)} and target {_describe(target)} are of "
+            "different kinds (discrete vs continuous)"
+        )
+    n_src, n_tgt = flat_dim(source), flat_dim(target)
+    if action_map is None:
+        return [i if i < n_src else None for i in range(n_tgt)]
+    mapping = list(action_map)
+    if len(mapping) != n_tgt or any(i is not None and not 0 <= i < n_src for i in mapping):
+        raise IncompatibleSpacesError(
+            f"action_map {mapping} must have {n_tgt} entries of source action indices 0..{n_src - 1} or None"
+        )
+    return mapping
+
+
+def parse_index_map(text: str | None, where: str) -> list[int | None] | None:
+    """``"0,1,-,3"`` -> ``[0, 1, None, 3]``."""
+    if text is None:
+        return None
+    out: list[int | None] = []
+    for part in text.split(","):
+        part = part.strip()
+        if part in ("-", "new", "none", ""):
+            out.append(None)
+            continue
+        try:
+            out.append(int(part))
+        except ValueError:
+            raise ConfigError(f"{where}: entries must be integers or '-', got {part!r} in {text!r}") from None
+    return out
+
+
+def map_normalization(
+    stats: NormalizationStats | None, obs_map: list[int | None]
+) -> NormalizationStats | None:
+    """Normalization statistics of the target's features: mapped ones from the source, new ones (0, 1)."""
+    if stats is None:
+        return None
+    mean = np.array([stats.obs_mean[i] if i is not None else 0.0 for i in obs_map])
+    var = np.array([stats.obs_var[i] if i is not None else 1.0 for i in obs_map])
+    out = copy.deepcopy(stats)
+    out.obs_mean, out.obs_var = mean, var
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- the plan
+
+
+@dataclass
+class TensorPlan:
+    """What happens to one tensor of the target policy."""
+
+    name: str
+    action: str  # copy | slice | pad | slice+pad | map | reinit | init | sync
+    reason: str
+    target_shape: list[int]
+    source_name: str | None = None
+    source_shape: list[int] | None = None
+    trainable: bool = True
+    lr_scale: float = 1.0
+    role: str = ""
+
+    @property
+    def transferred(self) -> bool:
+        return self.action in ("copy", "slice", "pad", "slice+pad", "map")
+
+
+@dataclass
+class TransferPlan:
+    """The per-tensor report of a transfer, plus what was mapped and why."""
+
+    source: str
+    source_algo: str
+    target_algo: str
+    strategy: dict[str, Any]
+    source_observation: str
+    target_observation: str
+    source_action: str
+    target_action: str
+    obs_map: list[int | None]
+    action_map: list[int | None]
+    tensors: list[TensorPlan] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for t in self.tensors:
+            out[t.action] = out.get(t.action, 0) + 1
+        return out
+
+    def summary(self) -> str:
+        counts = ", ".join(f"{n} {a}" for a, n in sorted(self.counts().items()))
+        frozen = sum(not t.trainable for t in self.tensors)
+        return f"{len(self.tensors)} tensors: {counts}; {frozen} frozen"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "summary": self.summary()}
+
+    def markdown(self) -> str:
+        lines = [
+            f"**{self.source}** ({self.source_algo}) -> {self.target_algo}, strategy `{self.strategy['name']}`",
+            f"observation {self.source_observation} -> {self.target_observation}, "
+            f"action {self.source_action} -> {self.target_action}", "",
+            "| tensor | action | source shape | target shape | trainable | lr x | why |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for t in self.tensors:
+            lines.append(
+                f"| {t.name} | {t.action} | {t.source_shape} | {t.target_shape} | {'yes' if t.trainable else 'no'} "
+                f"| {t.lr_scale:g} | {t.reason} |"
+            )
+        lines += ["", *[f"- {n}" for n in self.notes]]
+        return "\n".join(lines)
+
+
+def _axis_index(role: Role, axis: int, n_src: int, n_tgt: int, obs_map: list[int | None],
+                act_map: list[int | None], src_obs: int, tgt_obs: int) -> list[int | None] | None:
+    """For one axis of a tensor: target index -> source index, or None if the axis is not mapped."""
+    if role.output_axis == axis:
+        return act_map
+    if axis == 1 and role.input == "obs":
+        return obs_map
+    if axis == 1 and role.input == "obs+act":
+        return list(obs_map) + [None if a is None else src_obs + a for a in act_map]
+    return None
+
+
+def plan_tensor(
+    name: str, role: Role, source: torch.Tensor | None, target: torch.Tensor, obs_map: list[int | None],
+    act_map: list[int | None], src_obs: int, tgt_obs: int,
+) -> tuple[TensorPlan, torch.Tensor | None]:
+    """Plan one tensor and compute its new value (None: keep the target's initialization)."""
+    plan = TensorPlan(name=name, action="init", reason="", target_shape=list(target.shape), role=_role_text(role))
+    if source is None:
+        plan.reason = "no tensor of this name in the source; keeps its fresh initialization"
+        return plan, None
+    plan.source_name, plan.source_shape = name, list(source.shape)
+    if source.dim() != target.dim():
+        plan.action, plan.reason = "reinit", f"rank differs ({source.dim()} vs {target.dim()})"
+        return plan, None
+    value = target.detach().clone()
+    index: list[Any] = []
+    kinds: set[str] = set()
+    new_entries: list[tuple[int, list[int]]] = []
+    for axis in range(target.dim()):
+        n_src, n_tgt = source.shape[axis], target.shape[axis]
+        mapping = _axis_index(role, axis, n_src, n_tgt, obs_map, act_map, src_obs, tgt_obs)
+        if mapping is None:
+            if n_src != n_tgt:
+                plan.action = "reinit"
+                plan.reason = f"hidden size differs on axis {axis} ({n_src} vs {n_tgt}); nothing corresponds"
+                return plan, None
+            index.append(list(range(n_tgt)))
+            continue
+        if len(mapping) != n_tgt:
+            plan.action = "reinit"
+            plan.reason = f"axis {axis}: mapping of {len(mapping)} entries for {n_tgt} target entries"
+            return plan, None
+        kept = [(t, s) for t, s in enumerate(mapping) if s is not None and s < n_src]
+        missing = [t for t, s in enumerate(mapping) if s is None or s >= n_src]
+        if missing:
+            kinds.add("pad")
+            new_entries.append((axis, missing))
+        if n_src > len(kept):
+            kinds.add("slice")
+        if any(t != s for t, s in kept):
+            kinds.add("map")
+        index.append(kept)
+    # copy the corresponding block
+    src_idx, tgt_idx = [], []
+    for axis, entry in enumerate(index):
+        if entry and isinstance(entry[0], tuple):
+            tgt_idx.append([t for t, _ in entry])
+            src_idx.append([s for _, s in entry])
+        else:
+            tgt_idx.append(entry)
+            src_idx.append(entry)
+    if all(len(i) > 0 for i in tgt_idx):
+        value[np.ix_(*tgt_idx)] = source.detach().to(value.dtype)[np.ix_(*src_idx)]
+    reasons = []
+    for axis, missing in new_entries:
+        if role.output_axis == axis:
+            reasons.append(f"{len(missing)} new action entries keep their fresh initialization")
+        else:
+            sl: list[Any] = [slice(None)] * target.dim()
+            sl[axis] = missing
+            value[tuple(sl)] = 0.0
+            reasons.append(f"{len(missing)} new input columns set to zero (same function on shared features)")
+    if not kinds:
+        plan.action, plan.reason = "copy", "same name and shape"
+    else:
+        plan.action = "+".join(k for k in ("slice", "pad") if k in kinds) or "map"
+        if "map" in kinds and plan.action != "map":
+            plan.action += "+map"
+        if "slice" in kinds:
+            reasons.insert(0, "source entries without a target counterpart dropped")
+        if "map" in kinds:
+            reasons.insert(0, "entries reordered by the observation/action mapping")
+        plan.reason = "; ".join(reasons)
+    return plan, value
+
+
+def _role_text(role: Role) -> str:
+    if role.target_net:
+        return f"target network ({role.network})"
+    if role.head:
+        return f"{role.head} head"
+    if role.depth >= 0:
+        return f"{role.network} layer {role.depth}"
+    return role.network
+
+
+def compute_plan(
+    source: LoadedPolicy, target: BaseAlgorithm, target_algo: str, strategy: StrategySpec,
+    obs_map: Sequence[int | None] | None = None, action_map: Sequence[int | None] | None = None,
+) -> tuple[TransferPlan, dict[str, torch.Tensor]]:
+    """The transfer plan and the target state dict it produces (not yet loaded)."""
+    check_algorithms(source.algo, target_algo)
+    omap = resolve_obs_map(source.observation_space, target.observation_space, obs_map)
+    amap = resolve_action_map(source.action_space, target.action_space, action_map)
+    src_sd = source.state_dict
+    tgt_sd = target.policy.state_dict()
+    roles = tensor_roles(target_algo, list(tgt_sd), {k: tuple(v.shape) for k, v in tgt_sd.items()})
+    plan = TransferPlan(
+        source=str(source.path), source_algo=source.algo, target_algo=target_algo,
+        strategy=strategy.model_dump(), source_observation=_describe(source.observation_space),
+        target_observation=_describe(target.observation_space), source_action=_describe(source.action_space),
+        target_action=_describe(target.action_space), obs_map=omap, action_map=amap,
+    )
+    new_sd: dict[str, torch.Tensor] = {}
+    src_obs, tgt_obs = flat_dim(source.observation_space), flat_dim(target.observation_space)
+    for name, tensor in tgt_sd.items():
+        role = roles[name]
+        if role.target_net:
+            continue
+        if role.head is not None and role.head in strategy.heads:
+            entry = TensorPlan(name, "reinit", f"strategy re-initializes the {role.head} head",
+                               list(tensor.shape), name, list(src_sd[name].shape) if name in src_sd else None,
+                               role=_role_text(role))
+            plan.tensors.append(entry)
+            continue
+        entry, value = plan_tensor(name, role, src_sd.get(name), tensor, omap, amap, src_obs, tgt_obs)
+        plan.tensors.append(entry)
+        if value is not None:
+            new_sd[name] = value
+    for name, tensor in tgt_sd.items():
+        role = roles[name]
+        if not role.target_net:
+            continue
+        twin = _online_twin(name)
+        plan.tensors.append(TensorPlan(name, "sync", f"copy of online {twin} after transfer", list(tensor.shape),
+                                       role=_role_text(role)))
+        if twin in new_sd:
+            new_sd[name] = new_sd[twin].clone()
+    unused = sorted(set(src_sd) - set(tgt_sd))
+    if unused:
+        plan.notes.append(f"source tensors with no target counterpart (skipped): {unused}")
+    if source.algo != target_algo:
+        plan.notes.append(f"{source.algo} -> {target_algo}: same policy class ({POLICY_FAMILY[target_algo]})")
+    plan.notes.append("source optimizer state not carried over; target hyperparameters and schedules apply; "
+                      "num_timesteps starts at 0")
+    _apply_strategy_marks(plan, roles, strategy)
+    return plan, new_sd
+
+
+def _apply_strategy_marks(plan: TransferPlan, roles: dict[str, Role], strategy: StrategySpec) -> None:
+    for t in plan.tensors:
+        role = roles[t.name]
+        if strategy.name == "freeze" and t.transferred and not role.target_net:
+            by_depth = role.feature and (strategy.freeze_layers is None or role.depth < strategy.freeze_layers)
+            if strategy.freeze_patterns:
+                by_pattern = any(fnmatch.fnmatch(t.name, p) for p in strategy.freeze_patterns)
+                frozen = by_pattern if strategy.freeze_layers is None else (by_depth or by_pattern)
+            else:
+                frozen = by_depth
+            if frozen:
+                t.trainable = False
+                t.reason += "; frozen"
+        if strategy.name == "lower_lr" and t.transferred and not role.target_net:
+            t.lr_scale = strategy.lr_scale
+
+
+def check_algorithms(source: str, target: str) -> None:
+    if source == target or frozenset({source, target}) in COMPATIBLE:
+        return
+    raise TransferError(
+        f"cannot transfer {source.upper()} -> {target.upper()}: the policies are different classes "
+        f"({POLICY_FAMILY[source]} vs {POLICY_FAMILY[target]}), so their tensors do not correspond. "
+        "Supported: same algorithm, or A2C <-> PPO."
+    )
+
+
+# ------------------------------------------------------------------------------------ applying strategies
+
+
+def _optimizers(model: BaseAlgorithm) -> list[tuple[Any, str]]:
+    """(owner, attribute) of every optimizer of the model's policy (one for on-policy/DQN, two for SAC/TD3)."""
+    policy = model.policy
+    found = []
+    for owner in (policy, getattr(policy, "actor", None), getattr(policy, "critic", None)):
+        if owner is not None and isinstance(getattr(owner, "optimizer", None), torch.optim.Optimizer):
+            found.append((owner, "optimizer"))
+    return found
+
+
+def _scale_lr_pre(optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+    for group in optimizer.param_groups:
+        group["lr_base"] = group["lr"]
+        group["lr"] = group["lr"] * group.get("lr_scale", 1.0)
+
+
+def _scale_lr_post(optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = group.pop("lr_base", group["lr"])
+
+
+def rebuild_optimizers(model: BaseAlgorithm, plan: TransferPlan) -> None:
+    """Freeze what the plan says, and rebuild each optimizer over trainable tensors only, with one parameter
+    group per learning-rate scale. SB3 sets the learning rate of every group from its schedule; a step
+    pre-hook multiplies each group's rate by its ``lr_scale`` for the step and restores it after."""
+    named = dict(model.policy.named_parameters())
+    by_tensor = {t.name: t for t in plan.tensors}
+    for name, param in named.items():
+        entry = by_tensor.get(name)
+        if entry is not None and not entry.trainable:
+            param.requires_grad_(False)
+    ids = {id(p): n for n, p in named.items()}
+    for owner, attr in _optimizers(model):
+        old: torch.optim.Optimizer = getattr(owner, attr)
+        params = [p for g in old.param_groups for p in g["params"] if p.requires_grad]
+        groups: dict[float, list[torch.nn.Parameter]] = {}
+        for p in params:
+            entry = by_tensor.get(ids.get(id(p), ""))
+            groups.setdefault(entry.lr_scale if entry else 1.0, []).append(p)
+        new = type(old)([{"params": ps, "lr_scale": s} for s, ps in sorted(groups.items())], **old.defaults)
+        if any(s != 1.0 for s in groups):
+            new.register_step_pre_hook(_scale_lr_pre)
+            new.register_step_post_hook(_scale_lr_post)
+        setattr(owner, attr, new)
+
+
+def attach_l2sp(model: BaseAlgorithm, plan: TransferPlan, alpha: float) -> dict[str, torch.Tensor]:
+    """L2-SP (Li et al. 2018): add ``alpha * (w - w0)`` to the gradient of every transferred tensor, i.e. the
+    gradient of ``alpha/2 * ||w - w0||^2`` with ``w0`` the transferred starting point. Implemented as tensor
+    hooks so it works with every SB3 loss without changing it. Returns the anchors."""
+    named = dict(model.policy.named_parameters())
+    anchors: dict[str, torch.Tensor] = {}
+    for t in plan.tensors:
+        param = named.get(t.name)
+        if param is None or not t.transferred or not param.requires_grad:
+            continue
+        anchor = param.detach().clone()
+        anchors[t.name] = anchor
+        param.register_hook(lambda grad, p=param, a=anchor: grad + alpha * (p.detach() - a))
+    return anchors
+
+
+class L2SPLogger(BaseCallback):
+    """Logs ``transfer/l2sp_distance``: the squared distance of transferred weights from their anchors."""
+
+    def __init__(self, anchors: dict[str, torch.Tensor]) -> None:
+        super().__init__()
+        self.anchors = anchors
+
+    def _on_rollout_end(self) -> None:
+        named = dict(self.model.policy.named_parameters())
+        dist = sum(float(((named[k].detach() - a) ** 2).sum()) for k, a in self.anchors.items())
+        self.logger.record("transfer/l2sp_distance", dist)
+
+    def _on_step(self) -> bool:
+        return True
+
+
+class KickstartCallback(BaseCallback):
+    """Kickstarting (Schmitt et al. 2018): after each rollout, gradient steps on ``w(t) * D(teacher, student)``
+    over the rollout's observations (on-policy) or a replay batch (SAC/TD3/DQN), where ``D`` is the KL
+    divergence of the action distributions (PPO/A2C) or the squared error of the deterministic actions
+    (SAC/TD3) or Q-argmax cross-entropy (DQN), and ``w(t) = weight * max(0, 1 - t / (end_fraction * T))``.
+    """
+
+    def __init__(self, teacher: BaseAlgorithm, obs_index: list[int | None], weight: float, end_fraction: float,
+                 total_steps: int, epochs: int = 1, batch_size: int = 256) -> None:
+        super().__init__()
+        self.teacher = teacher
+        self.obs_index = obs_index
+        self.teacher_dim = flat_dim(teacher.observation_space)
+        self.weight0 = weight
+        self.end_steps = max(1.0, end_fraction * total_steps)
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.history: list[tuple[int, float]] = []
+
+    def weight(self, step: int) -> float:
+        return self.weight0 * max(0.0, 1.0 - step / self.end_steps)
+
+    def _teacher_obs(self, obs: torch.Tensor) -> torch.Tensor:
+        """The student's observation in the teacher's layout (features it never saw are dropped)."""
+        out = torch.zeros(obs.shape[0], self.teacher_dim)
+        for t, s in enumerate(self.obs_index):
+            if s is not None:
+                out[:, s] = obs[:, t]
+        return out
+
+    def _observations(self) -> torch.Tensor | None:
+        model = self.model
+        if hasattr(model, "rollout_buffer"):
+            obs = model.rollout_buffer.observations
+            return torch.as_tensor(obs.reshape(-1, obs.shape[-1]), dtype=torch.float32)
+        buffer = getattr(model, "replay_buffer", None)
+        if buffer is None or buffer.size() == 0:
+            return None
+        return buffer.sample(min(self.batch_size, buffer.size())).observations.float()
+
+    def _loss(self, obs: torch.Tensor) -> torch.Tensor:
+        student, teacher = self.model.policy, self.teacher.policy
+        t_obs = self._teacher_obs(obs)
+        algo = type(self.model).__name__.lower()
+        if algo in ON_POLICY:
+            with torch.no_grad():
+                t_dist = teacher.get_distribution(t_obs).distribution
+            s_dist = student.get_distribution(obs).distribution
+            kl = torch.distributions.kl_divergence(t_dist, s_dist)
+            return kl.sum(-1).mean() if kl.dim() > 1 else kl.mean()
+        if algo in ("sac", "td3"):
+            with torch.no_grad():
+                target = teacher.actor(t_obs, deterministic=True) if algo == "sac" else teacher.actor(t_obs)
+            pred = student.actor(obs, deterministic=True) if algo == "sac" else student.actor(obs)
+            return ((pred - target) ** 2).sum(-1).mean()
+        with torch.no_grad():
+            target = teacher.q_net(t_obs).argmax(-1)
+        return torch.nn.functional.cross_entropy(student.q_net(obs), target)
+
+    def _optimizer(self) -> torch.optim.Optimizer:
+        policy = self.model.policy
+        return policy.actor.optimizer if hasattr(policy, "actor") and hasattr(policy.actor, "optimizer") else policy.optimizer
+
+    def _on_rollout_end(self) -> None:
+        w = self.weight(self.num_timesteps)
+        self.history.append((self.num_timesteps, w))
+        self.logger.record("transfer/kickstart_weight", w)
+        if w <= 0:
+            return
+        obs = self._observations()
+        if obs is None:
+            return
+        optimizer = self._optimizer()
+        losses = []
+        for _ in range(self.epochs):
+            perm = torch.randperm(obs.shape[0])
+            for start in range(0, obs.shape[0], self.batch_size):
+                batch = obs[perm[start:start + self.batch_size]]
+                loss = w * self._loss(batch)
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                losses.append(float(loss.detach()) / w)
+        self.logger.record("transfer/kickstart_loss", float(np.mean(losses)))
+
+    def _on_step(self) -> bool:
+        return True
+
+
+# ------------------------------------------------------------------------------------------------ transfer
+
+
+@dataclass
+class TransferResult(RunResult):
+    plan: TransferPlan | None = None
+
+
+def target_agent(source: LoadedPolicy, family: EnvFamily, algo: str | None = None,
+                 agent: str | AgentSpec | None = None) -> AgentSpec:
+    """The target agent: the target's shipped (or given) hyperparameters for this family, with the source's
+    network architecture and gSDE setting so that the weights fit."""
+    target_algo = (algo or source.algo).lower()
+    check_algorithms(source.algo, target_algo)
+    if isinstance(agent, AgentSpec):
+        spec = agent
+    else:
+        spec = load_agent(agent or target_algo, family.name)
+    if spec.algo != target_algo:
+        raise ConfigError(f"agent {spec.name!r} is {spec.algo}, but the target algorithm is {target_algo}")
+    arch_keys = ("net_arch", "activation_fn", "log_std_init", "full_std", "squash_output", "n_critics",
+                 "share_features_extractor")
+    src_kwargs = {k: v for k, v in source.policy_kwargs.items() if k in arch_keys}
+    kwargs = {**spec.policy_kwargs.model_dump(exclude_none=True), **src_kwargs}
+    data = spec.model_dump(exclude_none=True)
+    data["policy_kwargs"] = PolicyKwargs.model_validate(kwargs).model_dump(exclude_none=True)
+    use_sde = bool(getattr(source.model, "use_sde", False))
+    if target_algo in ("ppo", "a2c", "sac"):
+        data.setdefault("hyperparams", {})["use_sde"] = use_sde
+    if source.normalization is not None:
+        data["normalize"] = {"obs": True, "reward": bool(spec.normalize.reward) if spec.normalize else False,
+                             "clip_obs": float(source.normalization.clip_obs)}
+    else:
+        data.pop("normalize", None)
+    data["wrappers"] = [w.name for w in source.wrappers]
+    return AgentSpec.model_validate(data)
+
+
+def transfer(
+    source: str | Path | LoadedPolicy,
+    env: str | EnvFamily,
+    params: dict[str, float] | None = None,
+    strategy: str | StrategySpec = "finetune",
+    options: dict[str, Any] | None = None,
+    agent: str | AgentSpec | None = None,
+    algo: str | None = None,
+    steps: int | None = None,
+    seed: int = 0,
+    out: str | Path = "runs",
+    name: str | None = None,
+    eval_freq: int | None = None,
+    eval_episodes: int | None = None,
+    obs_map: Sequence[int | None] | None = None,
+    action_map: Sequence[int | None] | None = None,
+    wrappers: Sequence[str | WrapperSpec] = (),
+    progress: bool = False,
+    threads: int | None = 1,
+    callbacks: Sequence[BaseCallback] = (),
+    listeners: Sequence[EvalListener] = (),
+    command: str | None = None,
+) -> TransferResult:
+    """Transfer a saved policy into an agent for a target env family and train it.
+
+    Args:
+        source: an rltransfer bundle or run directory, or any SB3 zip (e.g. from the RL Zoo).
+        env: target family name, YAML path or :class:`EnvFamily`.
+        params: target parameter overrides.
+        strategy: a name from :data:`STRATEGIES` or a :class:`StrategySpec`.
+        options: strategy options (see :class:`StrategySpec`), when ``strategy`` is a name.
+        agent: target agent name/spec (default: the shipped config of the target algorithm for the family).
+        algo: target algorithm (default: the source's; A2C <-> PPO allowed).
+        steps: training steps on the target (default: the agent's ``n_timesteps``).
+        obs_map: target observation index -> source index or None (needed for smaller/reordered observations).
+        action_map: target action index -> source index or None.
+        wrappers: extra target wrappers beyond the source's (e.g. ``TimeFeatureWrapper`` adds a feature).
+        callbacks, listeners: extra SB3 callbacks, and functions called with ``(step, mean_return)`` after each
+            evaluation (e.g. the online negative-transfer detector).
+
+    Returns:
+        The run (directory, bundle, evaluation curve) and the transfer plan.
+    """
+    prepared = prepare_transfer(
+        source, env, params, strategy, options, agent, algo, steps, seed, out, name, eval_freq, eval_episodes,
+        obs_map, action_map, wrappers, threads,
+    )
+    setup, plan = prepared.setup, prepared.plan
+    config = resolved_config(setup, {"transfer": {"source": str(prepared.source.path),
+                                                  "source_algo": prepared.source.algo,
+                                                  "strategy": prepared.strategy.model_dump(),
+                                                  "obs_map": plan.obs_map, "action_map": plan.action_map}})
+    write_config(setup.run_dir, config, command or command_line())
+    atomic_write_json(setup.run_dir / "transfer_plan.json", plan.to_dict())
+    result = run_learning(setup, prepared.model, prepared.venv, prepared.eval_env, progress,
+                          [*prepared.callbacks, *callbacks], listeners, texts={"transfer/plan": plan.markdown()})
+    return TransferResult(result.run_dir, result.policy_dir, result.curve, result.model, plan)
+
+
+@dataclass
+class PreparedTransfer:
+    """A target model with the source's weights in place and its strategy applied, ready to learn."""
+
+    setup: TrainSetup
+    source: LoadedPolicy
+    strategy: StrategySpec
+    model: BaseAlgorithm
+    plan: TransferPlan
+    venv: VecEnv
+    eval_env: VecEnv
+    callbacks: list[BaseCallback]
+
+
+def prepare_transfer(
+    source: str | Path | LoadedPolicy,
+    env: str | EnvFamily,
+    params: dict[str, float] | None = None,
+    strategy: str | StrategySpec = "finetune",
+    options: dict[str, Any] | None = None,
+    agent: str | AgentSpec | None = None,
+    algo: str | None = None,
+    steps: int | None = None,
+    seed: int = 0,
+    out: str | Path = "runs",
+    name: str | None = None,
+    eval_freq: int | None = None,
+    eval_episodes: int | None = None,
+    obs_map: Sequence[int | None] | None = None,
+    action_map: Sequence[int | None] | None = None,
+    wrappers: Sequence[str | WrapperSpec] = (),
+    threads: int | None = 1,
+) -> PreparedTransfer:
+    """Everything :func:`transfer` does before learning (same arguments). Validation errors leave no run
+    directory behind."""
+    spec_s = strategy if isinstance(strategy, StrategySpec) else parse_strategy(strategy, options)
+    loaded = source if isinstance(source, LoadedPolicy) else load_policy(source)
+    family = env if isinstance(env, EnvFamily) else load_family(env)
+    spec = target_agent(loaded, family, algo, agent)
+    extra_wrappers = [w if isinstance(w, WrapperSpec) else WrapperSpec(w) for w in wrappers]
+    setup = prepare_run(family, spec, params, steps, seed, out, name, f"{spec.name}-{spec_s.name}",
+                        eval_freq, eval_episodes, wrappers=extra_wrappers)
+    venv = eval_env = None
+    try:
+        if threads:
+            torch.set_num_threads(threads)
+        set_random_seed(seed)
+        venv = make_vec_env(setup.family, setup.params, spec.n_envs, seed, spec.vec_env, setup.env_wrappers)
+        eval_env = make_vec_env(setup.family, setup.params, 1, eval_seed(seed), "dummy", setup.env_wrappers)
+        model = build_model(spec, venv, seed)
+        plan, new_sd = compute_plan(loaded, model, spec.algo, spec_s, obs_map, action_map)
+        venv, eval_env = _normalization(venv, eval_env, loaded, plan, spec)
+        model.set_env(venv)
+        model.policy.load_state_dict({**model.policy.state_dict(), **new_sd}, strict=True)
+        rebuild_optimizers(model, plan)
+        extra: list[BaseCallback] = []
+        if spec_s.name == "l2sp":
+            extra.append(L2SPLogger(attach_l2sp(model, plan, spec_s.l2sp_alpha)))
+        if spec_s.name == "kickstart":
+            if plan.action_map != list(range(flat_dim(model.action_space))) or flat_dim(
+                loaded.action_space
+            ) != flat_dim(model.action_space):
+                raise TransferError("kickstarting needs the same actions in source and target (identity action map)")
+            extra.append(KickstartCallback(loaded.model, plan.obs_map, spec_s.kickstart_weight,
+                                           spec_s.kickstart_end_fraction, setup.steps, spec_s.kickstart_epochs,
+                                           spec_s.kickstart_batch_size))
+    except BaseException:
+        for e in (venv, eval_env):
+            if e is not None:
+                e.close()
+        _cleanup_failed(setup.run_dir)
+        raise
+    return PreparedTransfer(setup, loaded, spec_s, model, plan, venv, eval_env, extra)
+
+
+def _cleanup_failed(run_dir: Path) -> None:
+    """Remove a run directory that validation rejected before anything was written to it."""
+    import shutil
+
+    if run_dir.is_dir() and not any(run_dir.iterdir()):
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def _normalization(venv: VecEnv, eval_env: VecEnv, source: LoadedPolicy, plan: TransferPlan,
+                   spec: AgentSpec) -> tuple[VecEnv, VecEnv]:
+    """Target normalization follows the source: its statistics, mapped like the observation."""
+    stats = map_normalization(source.normalization, plan.obs_map)
+    if stats is None:
+        return venv, eval_env
+    gamma = spec.hyperparams.gamma if spec.hyperparams.gamma is not None else 0.99
+    reward = bool(spec.normalize.reward) if spec.normalize else False
+    train_norm = VecNormalize(venv, training=True, norm_obs=True, norm_reward=reward, clip_obs=stats.clip_obs,
+                              gamma=gamma)
+    stats.apply_to(train_norm)
+    eval_norm = VecNormalize(eval_env, training=False, norm_obs=True, norm_reward=False, clip_obs=stats.clip_obs)
+    stats.apply_to(eval_norm)
+    plan.notes.append("observation normalization statistics taken from the source (mapped like the observation)")
+    return train_norm, eval_norm
