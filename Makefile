@@ -26,7 +26,7 @@ demo: install
 	$(BIN)/rltransfer demo --out runs/demo
 
 bench-overhead: install
-	$(BIN)/python benchmarks/overhead.py
+	$(BIN)/python benchmarks/scripts/overhead.py
 
 clean:
 	rm -rf $(VENV) runs bench

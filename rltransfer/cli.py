@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import shlex
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -35,7 +36,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     result = train(
         args.env, args.agent, params=parse_set(args.set), steps=args.steps, seed=args.seed, out=args.out,
         name=args.name, eval_freq=args.eval_freq, eval_episodes=args.eval_episodes,
-        progress=not args.no_progress,
+        progress=not args.no_progress, command=args.command_line,
     )
     con = _console()
     con.print(f"run:          {result.run_dir}")
@@ -83,7 +84,7 @@ def cmd_transfer(args: argparse.Namespace) -> int:
         agent=args.agent, algo=args.algo, steps=args.steps, seed=args.seed, out=args.out, name=args.name,
         eval_freq=args.eval_freq, eval_episodes=args.eval_episodes,
         obs_map=parse_index_map(args.obs_map, "--obs-map"), action_map=parse_index_map(args.action_map, "--action-map"),
-        wrappers=args.wrapper or (), progress=not args.no_progress,
+        wrappers=args.wrapper or (), progress=not args.no_progress, command=args.command_line,
     )
     con = _console()
     _print_plan(con, result.plan)
@@ -251,7 +252,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
+    args.command_line = shlex.join(["rltransfer", *argv])
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
     try:
         return int(args.handler(args))
