@@ -173,11 +173,12 @@ class EvalCallback(BaseCallback):
         return mean
 
     def _on_training_start(self) -> None:
-        self.evaluate_now()
+        if self.n_episodes > 0:
+            self.evaluate_now()
         self._next = self.num_timesteps + self.eval_freq
 
     def _maybe_evaluate(self) -> None:
-        if self.eval_freq > 0 and self.num_timesteps >= self._next:
+        if self.eval_freq > 0 and self.n_episodes > 0 and self.num_timesteps >= self._next:
             self.evaluate_now()
             while self._next <= self.num_timesteps:
                 self._next += self.eval_freq
@@ -187,7 +188,7 @@ class EvalCallback(BaseCallback):
         return True
 
     def _on_training_end(self) -> None:
-        if not self.curve.steps or self.curve.steps[-1] != self.num_timesteps:
+        if self.n_episodes > 0 and (not self.curve.steps or self.curve.steps[-1] != self.num_timesteps):
             self.evaluate_now()
 
 
@@ -291,8 +292,8 @@ def prepare_run(
         raise ConfigError(f"steps must be positive, got {total}")
     freq = spec.eval.freq if eval_freq is None else int(eval_freq)
     episodes = spec.eval.episodes if eval_episodes is None else int(eval_episodes)
-    if freq < 0 or episodes < 1:
-        raise ConfigError(f"eval frequency must be >= 0 and episodes >= 1, got {freq} and {episodes}")
+    if freq < 0 or episodes < 0:
+        raise ConfigError(f"eval frequency and episodes must be >= 0, got {freq} and {episodes}")
     run_dir = Path(out) / (name or run_name(family.name, label or spec.name, seed))
     if (run_dir / "status.json").exists() and (run_dir / "policy").exists():
         raise ConfigError(f"run directory {run_dir} already holds a finished run; choose another --name or --out")
@@ -406,7 +407,7 @@ def train(
         out: parent folder of the run directory.
         name: run directory name (default ``{family}__{agent}__{seed}__{time}``).
         eval_freq: evaluate every this many env steps (0: only before and after training).
-        eval_episodes: episodes per evaluation.
+        eval_episodes: episodes per evaluation (0: no evaluation at all, e.g. to time training alone).
         progress: show a progress bar.
         device: torch device.
         threads: torch CPU threads (1 is fastest and reproducible for small networks; None leaves it).

@@ -97,3 +97,19 @@ def test_ppo_solves_cartpole_within_100k_steps(tmp_path: Path) -> None:
     result = train("cartpole", "ppo", steps=100_000, seed=0, out=tmp_path, name="learn", eval_freq=10_000,
                    eval_episodes=10)
     assert max(result.curve.mean) >= 475, result.curve.mean
+
+
+def test_subprocess_vec_env_gives_the_same_numbers(tmp_path: Path) -> None:
+    sub = train("cartpole", tiny("ppo", "cartpole", vec_env="subproc"), steps=256, seed=2, out=tmp_path,
+                name="sub", eval_freq=0, eval_episodes=2)
+    dummy = train("cartpole", tiny("ppo", "cartpole"), steps=256, seed=2, out=tmp_path, name="dummy", eval_freq=0,
+                  eval_episodes=2)
+    assert sub.curve.returns == dummy.curve.returns
+    config = yaml.safe_load((tmp_path / "sub" / "config.yaml").read_text())
+    assert config["agent"]["vec_env"] == "subproc"
+
+
+def test_no_evaluation_when_episodes_is_zero(tmp_path: Path) -> None:
+    result = train("cartpole", tiny("ppo", "cartpole"), steps=128, seed=0, out=tmp_path, name="noeval",
+                   eval_freq=0, eval_episodes=0)
+    assert result.curve.steps == [] and (result.policy_dir / "model.zip").is_file()
