@@ -130,6 +130,9 @@ class EnvFamily(Strict):
     make_kwargs: dict[str, Any] = Field(default_factory=dict)
     return_range: tuple[float, float] = Field(description="return range used to normalize AUC (low, high)")
     success_threshold: float | None = None
+    observation_names: list[str] | None = Field(
+        default=None, description="a name per observation feature (for name-based observation mappings)"
+    )
     params: dict[str, ParamSpec]
     source: str = Field(default="", exclude=True)
 

@@ -31,6 +31,36 @@ class WrapperSpec:
         return {"name": self.name, "kwargs": dict(self.kwargs)}
 
 
+#: Observation features each wrapper appends (wrappers not listed here leave the observation alone).
+WRAPPER_FEATURES: dict[str, tuple[str, ...]] = {"TimeFeatureWrapper": ("time_feature",)}
+OBSERVATION_PRESERVING = frozenset({"PermuteActions", "NegateReward"})
+
+
+def observation_names(family: EnvFamily, wrappers: Sequence[WrapperSpec] = ()) -> list[str] | None:
+    """Names of the observation features of ``family`` seen through ``wrappers`` (None when unknown)."""
+    if family.observation_names is None:
+        return None
+    names = list(family.observation_names)
+    for spec in wrappers:
+        if spec.name in WRAPPER_FEATURES:
+            names += WRAPPER_FEATURES[spec.name]
+        elif spec.name not in OBSERVATION_PRESERVING:
+            return None
+    return names
+
+
+def family_for_gym_id(gym_id: str) -> EnvFamily | None:
+    """The shipped family whose Gymnasium id is ``gym_id`` (e.g. to name a Zoo agent's features)."""
+    from rltransfer import resources
+    from rltransfer.config import load_family
+
+    for name in resources.names("envs"):
+        family = load_family(name)
+        if family.gym_id == gym_id:
+            return family
+    return None
+
+
 def make_env(
     family: EnvFamily,
     params: dict[str, float] | None = None,

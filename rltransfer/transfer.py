@@ -37,7 +37,7 @@ from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
 from rltransfer.bundle import LoadedPolicy, load_policy
 from rltransfer.config import AgentSpec, EnvFamily, PolicyKwargs, Strict, load_agent, load_family
-from rltransfer.environments import WrapperSpec, make_vec_env
+from rltransfer.environments import WrapperSpec, family_for_gym_id, make_vec_env, observation_names
 from rltransfer.errors import ConfigError, IncompatibleSpacesError, TransferError, unknown_name
 from rltransfer.normalization import NormalizationStats
 from rltransfer.rundir import atomic_write_json, command_line, write_config, write_status
@@ -237,10 +237,22 @@ def _describe(space: gym.Space) -> str:
     return f"Box{tuple(space.shape)}"
 
 
+ObsMapEntry = int | str | None
+
+
 def resolve_obs_map(
-    source: gym.Space, target: gym.Space, obs_map: Sequence[int | None] | None
+    source: gym.Space,
+    target: gym.Space,
+    obs_map: Sequence[ObsMapEntry] | str | None,
+    source_names: Sequence[str] | None = None,
+    target_names: Sequence[str] | None = None,
 ) -> list[int | None]:
-    """Target observation index -> source index (None: a feature the source never saw)."""
+    """Target observation index -> source index (None: a feature the source never saw).
+
+    ``obs_map`` entries are source indices, source feature names, or None; ``"auto"`` maps every target
+    feature to the source feature of the same name. Without a map, a target with at least as many features
+    keeps the source's features in place and treats the extra ones as new.
+    """
     if not isinstance(source, gym.spaces.Box) or not isinstance(target, gym.spaces.Box):
         raise IncompatibleSpacesError(
             f"Observation spaces must be Box for weight transfer: {_describe(source)} -> {_describe(target)}"
@@ -251,10 +263,32 @@ def resolve_obs_map(
             raise IncompatibleSpacesError(
                 f"Observation spaces do not match: source {_describe(source)} != target {_describe(target)}; the "
                 f"target has fewer features, so say which source feature each target feature is with an "
-                f"explicit mapping (--obs-map, {n_tgt} entries of source indices 0..{n_src - 1} or '-' for new)"
+                f"explicit mapping (--obs-map: {n_tgt} entries, each a source index 0..{n_src - 1}, a source "
+                "feature name, or '-' for new; or 'auto' to match feature names)"
             )
         return [i if i < n_src else None for i in range(n_tgt)]
-    mapping = list(obs_map)
+    if isinstance(obs_map, str):
+        if obs_map != "auto":
+            raise ConfigError(f"obs_map must be a list or 'auto', got {obs_map!r}")
+        if source_names is None or target_names is None:
+            raise IncompatibleSpacesError(
+                "obs_map 'auto' needs feature names on both sides; "
+                f"source names: {'known' if source_names else 'unknown'}, "
+                f"target names: {'known' if target_names else 'unknown'} (env YAML key 'observation_names')"
+            )
+        obs_map = [name if name in source_names else None for name in target_names]
+    mapping: list[int | None] = []
+    for entry in obs_map:
+        if isinstance(entry, str):
+            if source_names is None:
+                raise IncompatibleSpacesError(
+                    f"obs_map names feature {entry!r}, but the source's observation has no feature names"
+                )
+            if entry not in source_names:
+                raise unknown_name("source observation feature", entry, source_names, where="obs_map")
+            mapping.append(list(source_names).index(entry))
+        else:
+            mapping.append(entry)
     if len(mapping) != n_tgt:
         raise IncompatibleSpacesError(
             f"obs_map has {len(mapping)} entries but the target observation {_describe(target)} has {n_tgt} features"
@@ -287,11 +321,14 @@ def resolve_action_map(
     return mapping
 
 
-def parse_index_map(text: str | None, where: str) -> list[int | None] | None:
-    """``"0,1,-,3"`` -> ``[0, 1, None, 3]``."""
+def parse_index_map(text: str | None, where: str, names: bool = False) -> list[ObsMapEntry] | str | None:
+    """``"0,1,-,3"`` -> ``[0, 1, None, 3]``; with ``names``, entries may also be feature names and the whole
+    map may be ``"auto"``."""
     if text is None:
         return None
-    out: list[int | None] = []
+    if names and text.strip() == "auto":
+        return "auto"
+    out: list[ObsMapEntry] = []
     for part in text.split(","):
         part = part.strip()
         if part in ("-", "new", "none", ""):
@@ -300,7 +337,11 @@ def parse_index_map(text: str | None, where: str) -> list[int | None] | None:
         try:
             out.append(int(part))
         except ValueError:
-            raise ConfigError(f"{where}: entries must be integers or '-', got {part!r} in {text!r}") from None
+            if names and re.fullmatch(r"[A-Za-z_][\w.]*", part):
+                out.append(part)
+                continue
+            valid = "integers, feature names or '-'" if names else "integers or '-'"
+            raise ConfigError(f"{where}: entries must be {valid}, got {part!r} in {text!r}") from None
     return out
 
 
@@ -486,11 +527,12 @@ def _role_text(role: Role) -> str:
 
 def compute_plan(
     source: LoadedPolicy, target: BaseAlgorithm, target_algo: str, strategy: StrategySpec,
-    obs_map: Sequence[int | None] | None = None, action_map: Sequence[int | None] | None = None,
+    obs_map: Sequence[ObsMapEntry] | str | None = None, action_map: Sequence[int | None] | None = None,
+    source_names: Sequence[str] | None = None, target_names: Sequence[str] | None = None,
 ) -> tuple[TransferPlan, dict[str, torch.Tensor]]:
     """The transfer plan and the target state dict it produces (not yet loaded)."""
     check_algorithms(source.algo, target_algo)
-    omap = resolve_obs_map(source.observation_space, target.observation_space, obs_map)
+    omap = resolve_obs_map(source.observation_space, target.observation_space, obs_map, source_names, target_names)
     amap = resolve_action_map(source.action_space, target.action_space, action_map)
     src_sd = source.state_dict
     tgt_sd = target.policy.state_dict()
@@ -786,7 +828,7 @@ def transfer(
     name: str | None = None,
     eval_freq: int | None = None,
     eval_episodes: int | None = None,
-    obs_map: Sequence[int | None] | None = None,
+    obs_map: Sequence[ObsMapEntry] | str | None = None,
     action_map: Sequence[int | None] | None = None,
     wrappers: Sequence[str | WrapperSpec] = (),
     progress: bool = False,
@@ -806,7 +848,8 @@ def transfer(
         agent: target agent name/spec (default: the shipped config of the target algorithm for the family).
         algo: target algorithm (default: the source's; A2C <-> PPO allowed).
         steps: training steps on the target (default: the agent's ``n_timesteps``).
-        obs_map: target observation index -> source index or None (needed for smaller/reordered observations).
+        obs_map: per target observation feature, the source index or feature name or None (new); or
+            ``"auto"`` to match feature names (needed for smaller or reordered observations).
         action_map: target action index -> source index or None.
         wrappers: extra target wrappers beyond the source's (e.g. ``TimeFeatureWrapper`` adds a feature).
         callbacks, listeners: extra SB3 callbacks, and functions called with ``(step, mean_return)`` after each
@@ -859,7 +902,7 @@ def prepare_transfer(
     name: str | None = None,
     eval_freq: int | None = None,
     eval_episodes: int | None = None,
-    obs_map: Sequence[int | None] | None = None,
+    obs_map: Sequence[ObsMapEntry] | str | None = None,
     action_map: Sequence[int | None] | None = None,
     wrappers: Sequence[str | WrapperSpec] = (),
     threads: int | None = 1,
@@ -881,7 +924,8 @@ def prepare_transfer(
         venv = make_vec_env(setup.family, setup.params, spec.n_envs, seed, spec.vec_env, setup.env_wrappers)
         eval_env = make_vec_env(setup.family, setup.params, 1, eval_seed(seed), "dummy", setup.env_wrappers)
         model = build_model(spec, venv, seed)
-        plan, new_sd = compute_plan(loaded, model, spec.algo, spec_s, obs_map, action_map)
+        plan, new_sd = compute_plan(loaded, model, spec.algo, spec_s, obs_map, action_map,
+                                    source_observation_names(loaded), observation_names(family, setup.wrappers))
         venv, eval_env = _normalization(venv, eval_env, loaded, plan, spec)
         model.set_env(venv)
         model.policy.load_state_dict({**model.policy.state_dict(), **new_sd}, strict=True)
@@ -904,6 +948,25 @@ def prepare_transfer(
         _cleanup_failed(setup.run_dir)
         raise
     return PreparedTransfer(setup, loaded, spec_s, model, plan, venv, eval_env, extra)
+
+
+def source_observation_names(source: LoadedPolicy) -> list[str] | None:
+    """Feature names of a source's observation: from its recorded family, or the shipped family of its
+    Gymnasium id (Zoo agents), seen through its wrappers. None when unknown or when the count disagrees."""
+    family: EnvFamily | None = None
+    if source.family:
+        try:
+            family = load_family(source.family)
+        except ConfigError:
+            family = None
+    if family is None and source.gym_id:
+        family = family_for_gym_id(source.gym_id)
+    if family is None:
+        return None
+    names = observation_names(family, source.wrappers)
+    if names is None or len(names) != flat_dim(source.observation_space):
+        return None
+    return names
 
 
 def _cleanup_failed(run_dir: Path) -> None:

@@ -157,3 +157,13 @@ def test_set_params_validates_bounds_and_names() -> None:
     assert env.unwrapped.length == 1.0
     with pytest.raises(ConfigError):
         family.resolve_params({"gravity": float("nan")})
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=_marks(n)) for n in FAMILIES])
+def test_observation_names_match_the_observation(name: str) -> None:
+    family = load_family(name)
+    env = make_env(family, monitor=False)
+    assert family.observation_names is not None
+    assert len(family.observation_names) == env.observation_space.shape[0]
+    assert len(set(family.observation_names)) == len(family.observation_names)
+    env.close()

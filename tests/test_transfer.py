@@ -284,3 +284,16 @@ def test_cli_transfer_prints_plan_and_errors_cleanly(cartpole_src, tmp_path: Pat
     captured = capsys.readouterr()
     assert code == 2 and captured.err.startswith("rltransfer: error:") and "Did you mean: 'freeze'" in captured.err
     assert "Traceback" not in captured.err
+
+
+def test_observation_mapping_by_feature_name(cartpole_src, source_sd, tmp_path: Path) -> None:
+    names = parse_index_map("pole_angular_velocity,pole_angle,cart_velocity,cart_position", "--obs-map", names=True)
+    prepared = prepare_transfer(cartpole_src.run_dir, "cartpole", steps=STEPS, out=tmp_path, name="names",
+                                obs_map=names)
+    assert prepared.plan.obs_map == [3, 2, 1, 0]
+    auto = prepare_transfer(cartpole_src.run_dir, "cartpole", steps=STEPS, out=tmp_path, name="auto",
+                            obs_map="auto", wrappers=["TimeFeatureWrapper"])
+    assert auto.plan.obs_map == [0, 1, 2, 3, None]
+    with pytest.raises(UnknownNameError, match="Did you mean: 'pole_angle'"):
+        prepare_transfer(cartpole_src.run_dir, "cartpole", out=tmp_path, name="bad",
+                         obs_map=["cart_position", "cart_velocity", "pole_angel", "pole_angular_velocity"])
