@@ -19,6 +19,7 @@ from rltransfer.transfer import (
     transfer,
 )
 
+from conftest import needs_zoo_fixtures, zoo_fixture
 from tiny import tiny
 
 STEPS = 512  # two PPO updates with the shipped cartpole config (8 envs x 32 steps)
@@ -297,3 +298,51 @@ def test_observation_mapping_by_feature_name(cartpole_src, source_sd, tmp_path: 
     with pytest.raises(UnknownNameError, match="Did you mean: 'pole_angle'"):
         prepare_transfer(cartpole_src.run_dir, "cartpole", out=tmp_path, name="bad",
                          obs_map=["cart_position", "cart_velocity", "pole_angel", "pole_angular_velocity"])
+
+
+@needs_zoo_fixtures
+@pytest.mark.fixtures
+def test_transfer_from_a_zoo_zip_that_sb3_cannot_open(tmp_path: Path) -> None:
+    """The Zoo's 1.0rc0 PPO CartPole zip (today's PPO.load fails on it) fine-tuned on a longer pole."""
+    result = transfer(zoo_fixture("ppo-CartPole-v1.zip"), "cartpole", {"length": 0.6}, steps=512, out=tmp_path,
+                      name="zoo", eval_freq=0, eval_episodes=3)
+    assert {t.action for t in result.plan.tensors} == {"copy"}
+    assert result.curve.mean[0] >= 400  # the jumpstart: the source nearly solves the close variant zero-shot
+    plan = (result.run_dir / "transfer_plan.json").read_text()
+    assert "ppo-CartPole-v1.zip" in plan
+
+
+@needs_zoo_fixtures
+@pytest.mark.fixtures
+@pytest.mark.pybullet
+def test_zoo_hopper_wrappers_and_statistics_are_reproduced_on_the_target(tmp_path: Path) -> None:
+    source = load_policy(zoo_fixture("ppo-HopperBulletEnv-v0.zip"))
+    prepared = prepare_transfer(source, "hopper", {"torso_mass_scale": 1.5}, strategy="freeze", steps=8192,
+                                out=tmp_path, name="hopper")
+    try:
+        assert [w.name for w in prepared.setup.wrappers] == ["TimeFeatureWrapper"]
+        assert prepared.model.observation_space.shape == (16,)
+        np.testing.assert_allclose(prepared.venv.obs_rms.mean, source.normalization.obs_mean)
+        assert prepared.model.use_sde
+        actions = {t.action for t in prepared.plan.tensors}
+        assert actions == {"copy"}, prepared.plan.summary()
+        assert sum(not t.trainable for t in prepared.plan.tensors) == 8  # 2 hidden layers x (w, b) x (pi, vf)
+    finally:
+        prepared.venv.close()
+        prepared.eval_env.close()
+
+
+def test_sac_kickstart_logs_a_decaying_weight(out: Path, tmp_path: Path) -> None:
+    src = train("pendulum", tiny("sac", "pendulum"), steps=200, seed=0, out=out, name="src-sac-kick", eval_freq=0,
+                eval_episodes=1)
+    agent = tiny("sac", "pendulum")
+    result = transfer(src.run_dir, "pendulum", strategy="kickstart", agent=agent, steps=400, out=tmp_path,
+                      name="sac-kick", eval_freq=100, eval_episodes=1,
+                      options={"kickstart_end_fraction": 0.5, "kickstart_batch_size": 32})
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(result.run_dir / "tb"))
+    acc.Reload()
+    assert "transfer/kickstart_loss" in acc.Tags()["scalars"]
+    weights = [e.value for e in acc.Scalars("transfer/kickstart_weight")]
+    assert weights[0] > 0 and weights[-1] == 0.0
