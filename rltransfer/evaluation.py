@@ -94,7 +94,7 @@ def evaluate(
     seed: int = 0,
     deterministic: bool = True,
 ) -> EvalResult:
-    """Return of a policy on an env family: ``episodes`` episodes from seeds ``seed, seed+1, ...``.
+    """Return of a policy on an env family: ``episodes`` consecutive episodes of one env seeded with ``seed``.
 
     Args:
         policy: a bundle folder, a run directory, an SB3 zip, or an already loaded policy.

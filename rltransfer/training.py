@@ -321,12 +321,21 @@ def eval_seed(seed: int) -> int:
     return 1_000_003 + int(seed)
 
 
+#: Evaluation runs its episodes on up to this many envs in lockstep, so the policy acts in batches.
+MAX_EVAL_ENVS = 8
+
+
+def make_eval_env(setup: TrainSetup) -> VecEnv:
+    """The evaluation env: ``min(episodes, MAX_EVAL_ENVS)`` copies, seeded apart from the training envs."""
+    n = max(1, min(setup.eval_episodes, MAX_EVAL_ENVS))
+    return make_vec_env(setup.family, setup.params, n, eval_seed(setup.seed), "dummy", setup.env_wrappers)
+
+
 def make_training_envs(setup: TrainSetup) -> tuple[VecEnv, VecEnv]:
     spec = setup.spec
     venv = make_vec_env(setup.family, setup.params, spec.n_envs, setup.seed, spec.vec_env, setup.env_wrappers)
     venv = wrap_normalization(venv, spec, training=True)
-    eval_env = make_vec_env(setup.family, setup.params, 1, eval_seed(setup.seed), "dummy", setup.env_wrappers)
-    eval_env = wrap_normalization(eval_env, spec, training=False)
+    eval_env = wrap_normalization(make_eval_env(setup), spec, training=False)
     return venv, eval_env
 
 

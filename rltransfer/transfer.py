@@ -46,7 +46,7 @@ from rltransfer.training import (
     RunResult,
     TrainSetup,
     build_model,
-    eval_seed,
+    make_eval_env,
     prepare_run,
     resolved_config,
     run_learning,
@@ -922,7 +922,7 @@ def prepare_transfer(
             torch.set_num_threads(threads)
         set_random_seed(seed)
         venv = make_vec_env(setup.family, setup.params, spec.n_envs, seed, spec.vec_env, setup.env_wrappers)
-        eval_env = make_vec_env(setup.family, setup.params, 1, eval_seed(seed), "dummy", setup.env_wrappers)
+        eval_env = make_eval_env(setup)
         model = build_model(spec, venv, seed)
         plan, new_sd = compute_plan(loaded, model, spec.algo, spec_s, obs_map, action_map,
                                     source_observation_names(loaded), observation_names(family, setup.wrappers))
