@@ -286,11 +286,15 @@ class FamilyEnv(gym.Wrapper, gym.utils.RecordConstructorArgs):
         """The parameter values in force (as requested; see :meth:`get_params` for the simulator's)."""
         return dict(self._values)
 
-    def set_params(self, overrides: dict[str, float]) -> None:
-        """Validate and set parameters; unknown names and out-of-bounds values raise ConfigError."""
+    def set_params(self, overrides: dict[str, float], defer: bool = False) -> None:
+        """Validate and set parameters; unknown names and out-of-bounds values raise ConfigError.
+
+        With ``defer`` the values take effect at the next ``reset`` (episode boundaries), else at once where
+        the simulator allows it.
+        """
         merged = {**self._values, **overrides}
         self._values = self.family.resolve_params(merged)
-        if self._loaded:
+        if self._loaded and not defer:
             self._apply()
 
     def get_params(self) -> dict[str, float]:

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -37,6 +37,9 @@ from rltransfer.rundir import (
     write_config,
     write_status,
 )
+
+if TYPE_CHECKING:
+    from rltransfer.curricula import Curriculum
 
 logger = logging.getLogger(__name__)
 
@@ -404,6 +407,7 @@ def train(
     training_wrappers: Sequence[WrapperSpec] = (),
     callbacks: Sequence[BaseCallback] = (),
     listeners: Sequence[EvalListener] = (),
+    curriculum: str | Path | Curriculum | None = None,
 ) -> RunResult:
     """Train an agent on an env family and save a run directory with its policy bundle.
 
@@ -425,17 +429,29 @@ def train(
             expects later (not reproduced by evaluation or transfer), e.g. a planted corruption.
         callbacks: extra SB3 callbacks.
         listeners: functions called with ``(step, mean_return)`` after each evaluation.
+        curriculum: a curriculum name, YAML path or :class:`~rltransfer.curricula.Curriculum` for the training
+            envs; evaluation stays on ``params``.
 
     Returns:
         The run's directory, bundle path and evaluation curve.
     """
-    setup = prepare_run(env, agent, params, steps, seed, out, name, None, eval_freq, eval_episodes,
+    family = env if isinstance(env, EnvFamily) else load_family(env)
+    schedule = None
+    if curriculum is not None:
+        from rltransfer.curricula import Curriculum, CurriculumCallback, load_curriculum
+
+        loaded = curriculum if isinstance(curriculum, Curriculum) else load_curriculum(curriculum)
+        loaded.check_against(family)
+        schedule = CurriculumCallback(loaded)
+    setup = prepare_run(family, agent, params, steps, seed, out, name, None, eval_freq, eval_episodes,
                         training_wrappers=training_wrappers)
     if threads:
         torch.set_num_threads(threads)
-    write_config(setup.run_dir, resolved_config(setup), command or command_line())
+    extra = {"curriculum": schedule.curriculum.model_dump()} if schedule else None
+    write_config(setup.run_dir, resolved_config(setup, extra), command or command_line())
     write_status(setup.run_dir, "pending")
     set_random_seed(seed)
     venv, eval_env = make_training_envs(setup)
     model = build_model(setup.spec, venv, seed, device)
-    return run_learning(setup, model, venv, eval_env, progress, callbacks, listeners)
+    return run_learning(setup, model, venv, eval_env, progress, [*([schedule] if schedule else []), *callbacks],
+                        listeners)

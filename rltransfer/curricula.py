@@ -1,0 +1,127 @@
+"""Curricula: staged schedules over an env family's parameters, advanced by steps or by performance.
+
+A curriculum (``curricula/<name>.yaml``) is a list of stages, each a set of parameter values and a gate that
+says when to move on: after a number of environment steps in the stage, and/or once the mean return of the
+last training episodes in the stage reaches a level. :class:`CurriculumCallback` drives the stages across
+all vectorized training envs (new values take effect at each env's next reset); evaluation keeps measuring
+the run's own target parameters.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import Field, model_validator
+from stable_baselines3.common.callbacks import BaseCallback
+
+from rltransfer import resources
+from rltransfer.config import EnvFamily, Strict, load_family, read_yaml, validate
+from rltransfer.errors import ConfigError
+
+
+class Gate(Strict):
+    """When a stage ends: after ``steps`` env steps in it, or once the mean return of its last ``window``
+    training episodes reaches ``mean_return`` (after at least ``min_steps``); with both, whichever is first."""
+
+    steps: int | None = Field(default=None, ge=1)
+    mean_return: float | None = None
+    window: int = Field(default=20, ge=1)
+    min_steps: int = Field(default=0, ge=0)
+
+    @model_validator(mode="after")
+    def _some_condition(self) -> Gate:
+        if self.steps is None and self.mean_return is None:
+            raise ValueError("a gate needs 'steps' and/or 'mean_return'")
+        return self
+
+
+class Stage(Strict):
+    params: dict[str, float]
+    until: Gate | None = Field(default=None, description="omit on the last stage")
+
+
+class Curriculum(Strict):
+    """``curricula/<name>.yaml``."""
+
+    name: str
+    family: str
+    description: str = ""
+    stages: list[Stage] = Field(min_length=1)
+    source: str = Field(default="", exclude=True)
+
+    @model_validator(mode="after")
+    def _gates(self) -> Curriculum:
+        for i, stage in enumerate(self.stages[:-1]):
+            if stage.until is None:
+                raise ValueError(f"stages.{i}: every stage but the last needs an 'until' gate")
+        return self
+
+    def check_against(self, family: EnvFamily) -> None:
+        if family.name != self.family:
+            raise ConfigError(f"{self.source}: curriculum {self.name!r} is for family {self.family!r}, not {family.name!r}")
+        for i, stage in enumerate(self.stages):
+            try:
+                family.resolve_params(stage.params)
+            except ConfigError as exc:
+                raise type(exc)(f"{self.source}: stages.{i}.params: {exc}") from None
+
+
+def load_curriculum(name_or_path: str | Path) -> Curriculum:
+    """Load a curriculum by shipped name or YAML path; its parameters are checked against the family's bounds."""
+    path = resources.find("curricula", name_or_path)
+    curriculum: Curriculum = validate(Curriculum, read_yaml(path), str(path))
+    curriculum.source = str(path)
+    curriculum.check_against(load_family(curriculum.family))
+    return curriculum
+
+
+class CurriculumCallback(BaseCallback):
+    """Moves the training envs through a curriculum's stages; logs ``curriculum/stage`` and each parameter."""
+
+    def __init__(self, curriculum: Curriculum) -> None:
+        super().__init__()
+        self.curriculum = curriculum
+        self.stage = 0
+        self.stage_start = 0
+        self.episodes_at_stage_start = 0
+        self.episode_returns: list[float] = []
+        self.history: list[tuple[int, int]] = []
+
+    def _enter(self, index: int) -> None:
+        self.stage = index
+        self.stage_start = self.num_timesteps
+        self.episode_returns = []
+        params = self.curriculum.stages[index].params
+        self.training_env.env_method("set_params", params, defer=True)
+        self.history.append((self.num_timesteps, index))
+        self.logger.record("curriculum/stage", index)
+        for key, value in params.items():
+            self.logger.record(f"curriculum/{key}", value)
+
+    def _on_training_start(self) -> None:
+        self._enter(0)
+
+    def _gate_open(self) -> bool:
+        gate = self.curriculum.stages[self.stage].until
+        if gate is None:
+            return False
+        in_stage = self.num_timesteps - self.stage_start
+        if gate.steps is not None and in_stage >= gate.steps:
+            return True
+        if gate.mean_return is not None and in_stage >= gate.min_steps and len(self.episode_returns) >= gate.window:
+            return float(np.mean(self.episode_returns[-gate.window:])) >= gate.mean_return
+        return False
+
+    def _on_step(self) -> bool:
+        for info in self.locals.get("infos", []):
+            episode = info.get("episode")
+            if episode is not None:
+                self.episode_returns.append(float(episode["r"]))
+        if self.stage + 1 < len(self.curriculum.stages) and self._gate_open():
+            self._enter(self.stage + 1)
+        return True
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"curriculum": self.curriculum.name, "stages_entered": [{"step": s, "stage": i} for s, i in self.history]}
