@@ -74,13 +74,13 @@ def versions() -> dict[str, str]:
         "numpy": numpy.__version__,
         "python": platform.python_version(),
     }
-    try:
-        import pybullet_envs_gymnasium  # noqa: F401
-        from importlib.metadata import version
+    from importlib.metadata import PackageNotFoundError, version
 
-        out["pybullet"] = version("pybullet")
-    except Exception:  # noqa: BLE001 - optional, version lookup only
-        pass
+    for package in ("pybullet", "pybullet-envs-gymnasium"):
+        try:
+            out[package] = version(package)
+        except PackageNotFoundError:
+            pass
     return out
 
 

@@ -7,7 +7,6 @@ evaluation callback, save the policy bundle, mark the run done.
 
 from __future__ import annotations
 
-import csv
 import logging
 import math
 import time

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import copy
 import fnmatch
-import math
 import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -40,7 +39,7 @@ from rltransfer.config import AgentSpec, EnvFamily, PolicyKwargs, Strict, load_a
 from rltransfer.environments import WrapperSpec, family_for_gym_id, make_vec_env, observation_names
 from rltransfer.errors import ConfigError, IncompatibleSpacesError, TransferError, unknown_name
 from rltransfer.normalization import NormalizationStats
-from rltransfer.rundir import atomic_write_json, command_line, write_config, write_status
+from rltransfer.rundir import atomic_write_json, command_line, write_config
 from rltransfer.training import (
     EvalListener,
     RunResult,
@@ -428,8 +427,8 @@ class TransferPlan:
         return "\n".join(lines)
 
 
-def _axis_index(role: Role, axis: int, n_src: int, n_tgt: int, obs_map: list[int | None],
-                act_map: list[int | None], src_obs: int, tgt_obs: int) -> list[int | None] | None:
+def _axis_index(role: Role, axis: int, obs_map: list[int | None], act_map: list[int | None],
+                src_obs: int) -> list[int | None] | None:
     """For one axis of a tensor: target index -> source index, or None if the axis is not mapped."""
     if role.output_axis == axis:
         return act_map
@@ -442,7 +441,7 @@ def _axis_index(role: Role, axis: int, n_src: int, n_tgt: int, obs_map: list[int
 
 def plan_tensor(
     name: str, role: Role, source: torch.Tensor | None, target: torch.Tensor, obs_map: list[int | None],
-    act_map: list[int | None], src_obs: int, tgt_obs: int,
+    act_map: list[int | None], src_obs: int,
 ) -> tuple[TensorPlan, torch.Tensor | None]:
     """Plan one tensor and compute its new value (None: keep the target's initialization)."""
     plan = TensorPlan(name=name, action="init", reason="", target_shape=list(target.shape), role=_role_text(role))
@@ -459,7 +458,7 @@ def plan_tensor(
     new_entries: list[tuple[int, list[int]]] = []
     for axis in range(target.dim()):
         n_src, n_tgt = source.shape[axis], target.shape[axis]
-        mapping = _axis_index(role, axis, n_src, n_tgt, obs_map, act_map, src_obs, tgt_obs)
+        mapping = _axis_index(role, axis, obs_map, act_map, src_obs)
         if mapping is None:
             if n_src != n_tgt:
                 plan.action = "reinit"
@@ -544,7 +543,7 @@ def compute_plan(
         target_action=_describe(target.action_space), obs_map=omap, action_map=amap,
     )
     new_sd: dict[str, torch.Tensor] = {}
-    src_obs, tgt_obs = flat_dim(source.observation_space), flat_dim(target.observation_space)
+    src_obs = flat_dim(source.observation_space)
     for name, tensor in tgt_sd.items():
         role = roles[name]
         if role.target_net:
@@ -555,7 +554,7 @@ def compute_plan(
                                role=_role_text(role))
             plan.tensors.append(entry)
             continue
-        entry, value = plan_tensor(name, role, src_sd.get(name), tensor, omap, amap, src_obs, tgt_obs)
+        entry, value = plan_tensor(name, role, src_sd.get(name), tensor, omap, amap, src_obs)
         plan.tensors.append(entry)
         if value is not None:
             new_sd[name] = value
