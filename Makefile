@@ -23,7 +23,7 @@ test-fast: install
 	$(BIN)/python -m pytest -q -rs -m "not learning"
 
 demo: install
-	$(BIN)/rltransfer demo --out runs/demo
+	$(BIN)/rltransfer demo --out bench/quick --workers 2
 
 bench-overhead: install
 	$(BIN)/python benchmarks/scripts/overhead.py

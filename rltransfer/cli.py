@@ -36,7 +36,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     result = train(
         args.env, args.agent, params=parse_set(args.set), steps=args.steps, seed=args.seed, out=args.out,
         name=args.name, eval_freq=args.eval_freq, eval_episodes=args.eval_episodes,
-        progress=not args.no_progress, command=args.command_line,
+        progress=not args.no_progress, command=args.command_line, curriculum=args.curriculum,
     )
     con = _console()
     con.print(f"run:          {result.run_dir}")
@@ -83,7 +83,7 @@ def cmd_transfer(args: argparse.Namespace) -> int:
         args.source, args.env, params=parse_set(args.set), strategy=args.strategy, options=options,
         agent=args.agent, algo=args.algo, steps=args.steps, seed=args.seed, out=args.out, name=args.name,
         eval_freq=args.eval_freq, eval_episodes=args.eval_episodes,
-        obs_map=parse_index_map(args.obs_map, "--obs-map"), action_map=parse_index_map(args.action_map, "--action-map"),
+        obs_map=parse_index_map(args.obs_map, "--obs-map", names=True), action_map=parse_index_map(args.action_map, "--action-map"),
         wrappers=args.wrapper or (), progress=not args.no_progress, command=args.command_line,
     )
     con = _console()
@@ -141,7 +141,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     from rltransfer.config import load_family
 
     con = _console()
-    kinds = [args.kind] if args.kind else ["envs", "agents", "benchmarks"]
+    kinds = [args.kind] if args.kind else ["envs", "agents", "curricula", "benchmarks"]
     for kind in kinds:
         con.print(f"[bold]{kind}[/bold]")
         for name in resources.names(kind):
@@ -153,21 +153,70 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
-    from rltransfer.evaluation import evaluate
-    from rltransfer.training import train
+def _print_suite_result(con: Any, result: Any) -> None:
+    from rich.table import Table
 
-    out = Path(args.out)
+    analysis = result.analysis
+    table = Table(title=f"{analysis.suite.name}: verdicts on normalized AUC (transfer - scratch, 95% CI)")
+    for col in ("pair", "role", "strategy", "AUC difference", "P(improvement)", "verdict", "detector"):
+        table.add_column(col, overflow="fold")
+    for r in analysis.results:
+        auc = r.comparisons["auc"]
+        check = "" if r.control_ok is None else (" ✓" if r.control_ok else f" ✗ (expected {r.expected})")
+        saved = f"{r.alarms} alarm(s), {r.steps_saved / r.budget:.2f} runs saved" if r.alarms else "no alarm"
+        table.add_row(r.pair, r.role, r.arm, f"{auc.diff:+.3f} [{auc.ci_low:+.3f}, {auc.ci_high:+.3f}]",
+                      f"{auc.prob_improvement:.2f}", r.label + check, saved)
+    con.print(table)
+    con.print(f"runs: {result.executed} executed, {result.skipped} already done, {len(result.failed)} failed; "
+              f"this session {result.wall_time:.0f} s")
+    for key, error in result.failed.items():
+        con.print(f"[red]failed[/red] {key}: {error}")
+    con.print(f"report:       {result.report}")
+    con.print(f"tensorboard:  tensorboard --logdir {result.out}")
+
+
+def _run_benchmark(suite: str, out: str, workers: int, backend: str, address: str | None, progress: bool,
+                   command: str) -> int:
+    from rltransfer.benchmark import run_suite
+
     con = _console()
-    con.print("[bold]1/2[/bold] training a PPO source on cartpole (pole half-length 0.5)")
-    result = train("cartpole", "ppo", params={"length": 0.5}, steps=args.steps, seed=args.seed, out=out,
-                   name="cartpole-source", progress=not args.no_progress, eval_freq=args.steps // 5)
-    con.print("[bold]2/2[/bold] zero-shot evaluation of the source on a longer pole (length 1.0)")
-    ev = evaluate(result.policy_dir, "cartpole", params={"length": 1.0}, episodes=20, seed=args.seed)
-    con.print(f"source on its own env: {result.final_mean:.1f}; zero-shot on length=1.0: {ev.mean:.1f} "
-              f"(95% CI [{ev.ci95[0]:.1f}, {ev.ci95[1]:.1f}])")
-    con.print(f"bundle: {result.policy_dir}\ntensorboard --logdir {out}")
+    try:
+        result = run_suite(suite, out, workers=workers, backend=backend, address=address, progress=progress)
+    except KeyboardInterrupt:
+        con.print(f"[yellow]interrupted[/yellow]: finished runs are kept in {out}; resume with:\n  {command}")
+        return 130
+    _print_suite_result(con, result)
+    return 1 if result.failed else 0
+
+
+def cmd_benchmark(args: argparse.Namespace) -> int:
+    command = shlex.join(["rltransfer", "benchmark", args.suite, "--out", args.out, "--workers", str(args.workers),
+                          *(["--backend", args.backend] if args.backend != "local" else []),
+                          *(["--address", args.address] if args.address else [])])
+    return _run_benchmark(args.suite, args.out, args.workers, args.backend, args.address, not args.no_progress,
+                          command)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from rltransfer.report import write_report
+
+    analysis = write_report(args.dir)
+    con = _console()
+    con.print(f"{len(analysis.runs)} finished run(s), {len(analysis.missing)} not finished")
+    for r in analysis.results:
+        con.print(f"  {r.pair} / {r.arm}: {r.label}")
+    con.print(f"report:       {Path(args.dir) / 'report.md'}")
+    con.print(f"tensorboard:  tensorboard --logdir {args.dir}")
     return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """The quick suite end to end: sources, scratch and transfer arms, statistics, report, TensorBoard."""
+    con = _console()
+    con.print(f"[bold]rltransfer demo[/bold]: the quick benchmark suite into {args.out} with {args.workers} "
+              "worker(s) (resumes if interrupted)")
+    command = f"rltransfer demo --out {args.out} --workers {args.workers}"
+    return _run_benchmark("quick", args.out, args.workers, "local", None, not args.no_progress, command)
 
 
 # ------------------------------------------------------------------------------------------------ parser
@@ -193,6 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="runs", help="parent folder of the run directory (default: runs)")
     p.add_argument("--name", help="run directory name (default: {env}__{agent}__{seed}__{time})")
+    p.add_argument("--curriculum", help="curriculum name (see `rltransfer list curricula`) or YAML path")
     p.add_argument("--eval-freq", type=int, help="evaluate every N env steps (0: only at start and end)")
     p.add_argument("--eval-episodes", type=int)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -219,7 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name")
     p.add_argument("--eval-freq", type=int)
     p.add_argument("--eval-episodes", type=int)
-    p.add_argument("--obs-map", help="target obs index -> source index, e.g. '0,1,-,3' ('-' = new feature)")
+    p.add_argument("--obs-map", help="per target obs feature: source index or name, '-' = new (e.g. '0,1,-,3'); or 'auto' (match names)")
     p.add_argument("--action-map", help="target action index -> source index, e.g. '0,1,-'")
     p.add_argument("--wrapper", action="append", help="extra target env wrapper by name (repeatable)")
     p.add_argument("--freeze-layers", type=int, help="freeze: the first K feature layers (default: all)")
@@ -238,13 +288,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_inspect)
 
     p = sub.add_parser("list", help="list shipped env families, agents and suites")
-    p.add_argument("kind", nargs="?", choices=["envs", "agents", "benchmarks"])
+    p.add_argument("kind", nargs="?", choices=["envs", "agents", "curricula", "benchmarks"])
     p.set_defaults(handler=cmd_list)
 
-    p = sub.add_parser("demo", help="the main job, end to end, small")
-    p.add_argument("--out", default="runs/demo")
-    p.add_argument("--steps", type=int, default=30000)
-    p.add_argument("--seed", type=int, default=0)
+    p = sub.add_parser("benchmark", help="run a transfer benchmark suite (resumes an interrupted one)")
+    p.add_argument("suite", help="shipped suite name (see `rltransfer list benchmarks`) or YAML path")
+    p.add_argument("--out", required=True, help="benchmark folder (runs, sources cache, report)")
+    p.add_argument("--workers", type=int, default=2, help="runs in parallel (default 2)")
+    p.add_argument("--backend", choices=["local", "ray"], default="local",
+                   help="local process pool (default) or Ray (pip install 'rltransfer[ray]')")
+    p.add_argument("--address", help="Ray cluster address, e.g. auto (with --backend ray)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(handler=cmd_benchmark)
+
+    p = sub.add_parser("report", help="re-render report.md/json, CSV, plots from a benchmark folder's runs")
+    p.add_argument("dir", help="benchmark folder (the --out of `rltransfer benchmark`)")
+    p.set_defaults(handler=cmd_report)
+
+    p = sub.add_parser("demo", help="the main job, end to end: the quick benchmark suite")
+    p.add_argument("--out", default="bench/quick")
+    p.add_argument("--workers", type=int, default=2)
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(handler=cmd_demo)
     return parser

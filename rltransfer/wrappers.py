@@ -16,7 +16,7 @@ from gymnasium import spaces
 
 from rltransfer.errors import ConfigError, IncompatibleSpacesError, unknown_name
 
-__all__ = ["WRAPPERS", "TimeFeatureWrapper", "make_wrapper"]
+__all__ = ["WRAPPERS", "NegateReward", "PermuteActions", "TimeFeatureWrapper", "make_wrapper"]
 
 TimeFeatureObs = np.ndarray | dict[str, np.ndarray]
 
@@ -101,9 +101,80 @@ class TimeFeatureWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
         return np.append(obs, feature)
 
 
+class PermuteActions(gym.ActionWrapper, gym.utils.RecordConstructorArgs):
+    """Remaps the agent's actions before the env sees them: a planted corruption for control pairs.
+
+    A policy trained inside this wrapper learns to act through the remapping; moved to the plain env it
+    confidently does the wrong thing (the *planted negative* control of a benchmark suite).
+
+    * ``Discrete(n)``: action ``i`` is sent as ``perm[i]``; the default swaps actions 0 and 1.
+    * ``Box``: the default negates every dimension; with ``perm`` the dimensions are permuted instead
+      (``out[i] = action[perm[i]]``). Negation needs bounds symmetric about 0.
+
+    Args:
+        env: environment with a ``Discrete`` or 1-D ``Box`` action space.
+        perm: a permutation of ``range(n)`` (of actions, or of Box dimensions).
+
+    Raises:
+        ConfigError: ``perm`` is not a permutation of the right length.
+        IncompatibleSpacesError: other action spaces, or a Box that cannot be negated.
+    """
+
+    def __init__(self, env: gym.Env, perm: list[int] | None = None) -> None:
+        gym.utils.RecordConstructorArgs.__init__(self, perm=perm)
+        gym.ActionWrapper.__init__(self, env)
+        space = env.action_space
+        if isinstance(space, spaces.Discrete):
+            n = int(space.n)
+            if n < 2:
+                raise IncompatibleSpacesError(
+                    f"PermuteActions needs at least 2 discrete actions, got {space}"
+                )
+            default = [1, 0, *range(2, n)]
+        elif isinstance(space, spaces.Box) and len(space.shape) == 1:
+            n = int(space.shape[0])
+            default = None
+            if perm is None and not (np.allclose(space.low, -space.high)):
+                raise IncompatibleSpacesError(
+                    f"PermuteActions negates Box actions, which needs bounds symmetric about 0, got {space}; "
+                    "give perm to permute dimensions instead"
+                )
+        else:
+            raise IncompatibleSpacesError(
+                f"PermuteActions supports Discrete and 1-D Box actions, got {space}"
+            )
+        if perm is not None:
+            if sorted(int(i) for i in perm) != list(range(n)) or len(perm) != n:
+                raise ConfigError(f"PermuteActions: perm must be a permutation of 0..{n - 1}, got {perm!r}")
+            self.perm: list[int] | None = [int(i) for i in perm]
+        else:
+            self.perm = default
+
+    def action(self, action: Any) -> Any:
+        """The action the env receives."""
+        if isinstance(self.action_space, spaces.Discrete) and self.perm is not None:
+            return self.action_space.dtype.type(self.perm[int(action)])
+        arr = np.asarray(action)
+        return -arr if self.perm is None else arr[self.perm]
+
+
+class NegateReward(gym.RewardWrapper, gym.utils.RecordConstructorArgs):
+    """Negates every reward: a source trained inside learns the opposite of the task (a planted negative)."""
+
+    def __init__(self, env: gym.Env) -> None:
+        gym.utils.RecordConstructorArgs.__init__(self)
+        gym.RewardWrapper.__init__(self, env)
+
+    def reward(self, reward: SupportsFloat) -> float:
+        """``-reward``."""
+        return -float(reward)
+
+
 #: Wrappers by class name, as the RL Zoo's ``env_wrapper`` names them (without the module path).
 WRAPPERS: dict[str, Callable[..., gym.Env]] = {
     "TimeFeatureWrapper": TimeFeatureWrapper,
+    "PermuteActions": PermuteActions,
+    "NegateReward": NegateReward,
 }
 
 
