@@ -20,6 +20,7 @@ from stable_baselines3 import A2C, DQN, PPO, SAC, TD3
 from stable_baselines3.common.save_util import data_to_json
 from stable_baselines3.common.vec_env import DummyVecEnv
 
+from rltransfer.bundle import SpaceEnv
 from rltransfer.errors import BundleError, ConfigError, UnknownNameError
 from rltransfer.sb3zip import (
     ACTIVATIONS,
@@ -32,21 +33,6 @@ from rltransfer.sb3zip import (
 )
 
 ALGO_CLASSES = {"ppo": PPO, "a2c": A2C, "sac": SAC, "td3": TD3, "dqn": DQN}
-
-
-class SpaceEnv(gym.Env):
-    """An env that only has spaces: enough to build an SB3 model around a policy."""
-
-    def __init__(self, observation_space: spaces.Space, action_space: spaces.Space) -> None:
-        self.observation_space = observation_space
-        self.action_space = action_space
-
-    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[Any, dict]:
-        super().reset(seed=seed)
-        return self.observation_space.sample(), {}
-
-    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict]:
-        return self.observation_space.sample(), 0.0, False, False, {}
 
 
 def rebuild(archive: SB3Archive) -> Any:
