@@ -145,7 +145,7 @@ class EnvFamily(Strict):
         values = self.nominal
         for key, value in (overrides or {}).items():
             if key not in self.params:
-                raise unknown_name(f"parameter of env family {self.name!r}", key, self.params, where=self.source)
+                raise unknown_name("parameter", key, self.params, where=f"env family {self.name!r} ({self.source})")
             spec = self.params[key]
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
                 raise ConfigError(
@@ -354,8 +354,8 @@ def load_agent(name_or_path: str | Path, family: str) -> AgentSpec:
     agent_file: AgentFile = validate(AgentFile, raw, str(path))
     if family not in agent_file.families:
         raise unknown_name(
-            f"env family for agent {Path(path).stem!r}", family, agent_file.families,
-            where=f"{path} (families with tuned settings)",
+            "env family", family, agent_file.families,
+            where=f"agent {Path(path).stem!r} ({path}), which has settings only for the families listed",
         )
     merged = _merge(
         agent_file.defaults.model_dump(exclude_none=True, exclude_defaults=True),
