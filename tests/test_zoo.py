@@ -17,21 +17,14 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 from rltransfer.errors import BundleError, ConfigError, UnsafeFileError
 from rltransfer.normalization import NormalizationStats
 from rltransfer.sb3zip import convert_net_arch, read_sb3_zip
+from rltransfer import bundle
 from rltransfer.zoo import find_zoo_companions, load_vecnormalize_pkl, load_zoo_config, parse_policy_kwargs
 
 HOPPER = "ppo-HopperBulletEnv-v0"
 
 
-class SpaceEnv(gym.Env):
-    """An env with the given spaces and random observations."""
-
-    def __init__(self, observation_space: spaces.Space, action_space: spaces.Space) -> None:
-        self.observation_space = observation_space
-        self.action_space = action_space
-
-    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[Any, dict]:
-        super().reset(seed=seed)
-        return self.observation_space.sample(), {}
+class SpaceEnv(bundle.SpaceEnv):
+    """The library's space-only env, but episodes never end and every reward is 1."""
 
     def step(self, action: Any) -> tuple[Any, float, bool, bool, dict]:
         return self.observation_space.sample(), 1.0, False, False, {}
