@@ -39,6 +39,15 @@ class UnsafeFileError(BundleError):
     """A file asks to run code (a pickle global or YAML tag outside the allowlist) and was refused."""
 
 
+class ResourceLimitError(BundleError, ConfigError):
+    """A file would make rltransfer read, inflate or allocate more than its resource budget allows
+    (see :mod:`rltransfer.limits`); also raised for configs, so it is a ``ValueError`` like the rest."""
+
+
+class DivergenceError(RLTransferError, RuntimeError):
+    """Training produced a non-finite observation, reward, loss, gradient or weight and was stopped."""
+
+
 class IncompatibleSpacesError(RLTransferError, ValueError):
     """Observation or action spaces that cannot be matched without an explicit mapping."""
 
