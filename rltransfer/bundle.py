@@ -4,12 +4,19 @@ A bundle is a folder::
 
     policy/
       model.zip           a plain SB3 save: ``PPO.load("policy/model.zip")`` works without rltransfer
-      manifest.json       format version, algo, policy kwargs, spaces, env family and parameters, wrappers,
-                          steps, seed, library versions, sha256 of every other file
+      manifest.json       format version, algo, policy kwargs, spaces, env family (name and content) and
+                          parameters, wrappers, steps, seed, library versions, sha256 of every other file
+      manifest.sha256     the seal: sha256 of manifest.json's bytes, checked before the manifest is parsed
       normalization.json  observation-normalization statistics (only when the agent normalizes)
 
-:func:`load_bundle` never opens the pickled parts of ``model.zip``: it rebuilds the model from the
-manifest and loads ``policy.pth`` with ``torch.load(..., weights_only=True)``, after checking every hash.
+Everything inside a bundle is untrusted (see the README's trust boundary). :func:`load_bundle` checks the
+seal, reads the manifest within a size and nesting budget into a typed model that rejects unknown keys,
+reads only the files the manifest lists (each hashed), never opens the pickled parts of ``model.zip``
+(``policy.pth`` is loaded with ``torch.load(..., weights_only=True)``), and resolves the env family from
+the content carried in the manifest or a shipped name, never from a path: a bundle cannot name a Python
+module, a file outside its folder, or a device. Hashes catch damage and casual edits; they are not what
+makes a bundle safe, since whoever edits a manifest can recompute them.
+
 :func:`load_policy` accepts a bundle, a run directory, or any SB3 zip (through :mod:`rltransfer.sb3zip`).
 """
 
@@ -17,37 +24,55 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import re
 import shutil
+import stat
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import gymnasium as gym
 import numpy as np
 import torch
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
+from rltransfer import limits
 from rltransfer.algos import algo_class
-from rltransfer.config import EnvFamily
+from rltransfer.config import ALGOS, EnvFamily
 from rltransfer.environments import WrapperSpec
-from rltransfer.errors import BundleError
+from rltransfer.errors import BundleError, ResourceLimitError, UnsafeFileError
 from rltransfer.normalization import NormalizationStats
-from rltransfer.rundir import atomic_write_json, versions
+from rltransfer.rundir import atomic_write_json, atomic_write_text, versions
 from rltransfer.sb3zip import ACTIVATIONS, read_sb3_zip, space_from_json, space_to_json
 
-FORMAT_VERSION = 1
+#: Format 2 adds the seal (``manifest.sha256``) and the family's content; format 1 bundles still load,
+#: with a note that their manifest is not covered by any hash.
+FORMAT_VERSION = 2
 MODEL_FILE = "model.zip"
 MANIFEST_FILE = "manifest.json"
+SEAL_FILE = "manifest.sha256"
 NORM_FILE = "normalization.json"
 
+#: Largest file a bundle may list (model.zip, normalization.json): read while hashing, so bounded.
+MAX_BUNDLE_FILE_BYTES = limits.MAX_WEIGHTS_BYTES + limits.MAX_DATA_BYTES
 
-def sha256(path: Path) -> str:
+
+def sha256(path: Path, limit: int | None = None) -> str:
+    """sha256 of a regular file, refusing more than ``limit`` bytes (counted while reading)."""
     digest = hashlib.sha256()
+    total = 0
     with open(path, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+            raise ResourceLimitError(f"{path}: must be a regular file, not a device, FIFO or socket")
         for chunk in iter(lambda: fh.read(1 << 20), b""):
+            total += len(chunk)
+            if limit is not None and total > limit:
+                raise ResourceLimitError(f"{path}: larger than the {limit:,} bytes a bundle file may have")
             digest.update(chunk)
     return digest.hexdigest()
 
@@ -131,6 +156,7 @@ def save_bundle(
                 "gym_id": family.gym_id if family else None,
                 "params": dict(params or {}),
                 "wrappers": [w.to_dict() for w in wrappers],
+                "family_spec": family_to_json(family) if family else None,
             },
             "num_timesteps": int(model.num_timesteps),
             "seed": seed,
@@ -140,6 +166,7 @@ def save_bundle(
             **(extra or {}),
         }
         atomic_write_json(tmp / MANIFEST_FILE, manifest)
+        atomic_write_text(tmp / SEAL_FILE, sha256(tmp / MANIFEST_FILE) + "\n")
         if path.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-", dir=path.parent))
             path.replace(old / path.name)
@@ -237,73 +264,352 @@ class LoadedPolicy:
     num_timesteps: int | None = None
     manifest: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    family_spec: EnvFamily | None = None
+    verified: list[str] = field(default_factory=list)
 
     def normalize(self, obs: np.ndarray) -> np.ndarray:
         return self.normalization.normalize(obs) if self.normalization is not None else obs
 
 
-def read_manifest(path: Path) -> dict[str, Any]:
-    manifest_path = Path(path) / MANIFEST_FILE
+# --------------------------------------------------------------------------------------- the manifest
+
+_PLAIN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+
+
+class _Record(BaseModel):
+    """Base of the manifest's models: unknown keys are errors, types are not coerced from strings."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, frozen=True)
+
+
+def _plain_name(value: str, what: str) -> str:
+    if not _PLAIN_NAME.match(value) or ".." in value:
+        raise ValueError(f"{what} must be a plain name (letters, digits, '_', '-', '.'), got {limits.short_repr(value)}")
+    return value
+
+
+class WrapperRecord(_Record):
+    """A wrapper the policy expects: a name from :data:`rltransfer.wrappers.WRAPPERS` and JSON scalars."""
+
+    name: str = Field(max_length=64)
+    kwargs: dict[str, bool | int | float | str | list[int] | None] = Field(default_factory=dict, max_length=16)
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        from rltransfer.wrappers import WRAPPERS
+
+        short = value.rsplit(".", 1)[-1]
+        if short not in WRAPPERS:
+            raise ValueError(f"unknown wrapper {limits.short_repr(value)}; valid: {', '.join(sorted(WRAPPERS))}")
+        return value
+
+    @model_validator(mode="after")
+    def _small(self) -> WrapperRecord:
+        import inspect
+
+        from rltransfer.wrappers import WRAPPERS
+
+        accepted = set(inspect.signature(WRAPPERS[self.name.rsplit(".", 1)[-1]]).parameters) - {"env", "self"}
+        for key, item in self.kwargs.items():
+            if key not in accepted:
+                raise ValueError(
+                    f"wrapper {self.name} takes no argument {limits.short_repr(key)}; it takes: {sorted(accepted)}"
+                )
+            if isinstance(item, str) and len(item) > 256 or isinstance(item, list) and len(item) > 4096:
+                raise ValueError(f"wrapper argument {key!r} is too long")
+            if isinstance(item, int) and not isinstance(item, bool) and abs(item) > 2**31:
+                raise ValueError(f"wrapper argument {key!r} = {item} is out of range")
+        return self
+
+    def spec(self) -> WrapperSpec:
+        return WrapperSpec(self.name, dict(self.kwargs))
+
+
+class EnvRecord(_Record):
+    """The env a policy was trained on: a family name and (format 2) the family's content."""
+
+    family: str | None = None
+    gym_id: str | None = Field(default=None, max_length=128)
+    params: dict[str, float] = Field(default_factory=dict, max_length=256)
+    wrappers: list[WrapperRecord] = Field(default_factory=list, max_length=16)
+    family_spec: dict[str, Any] | None = None
+
+    @field_validator("params", mode="before")
+    @classmethod
+    def _floats(cls, value: Any) -> Any:  # JSON has no int/float distinction worth keeping here
+        if isinstance(value, dict):
+            return {k: float(v) if isinstance(v, int) and not isinstance(v, bool) else v for k, v in value.items()}
+        return value
+
+    @field_validator("family")
+    @classmethod
+    def _family_name(cls, value: str | None) -> str | None:
+        return None if value is None else _plain_name(value, "env.family")
+
+
+class PolicyKwargsRecord(_Record):
+    """SB3 policy keyword arguments as a bundle may state them (names from allowlists, bounded sizes)."""
+
+    model_config = ConfigDict(extra="forbid", strict=False, allow_inf_nan=False, frozen=True)
+
+    net_arch: list[int] | dict[Literal["pi", "vf", "qf"], list[int]] | None = None
+    activation_fn: str | None = None
+    optimizer_class: str | None = None
+    optimizer_kwargs: dict[str, float | bool | list[float]] | None = None
+    ortho_init: bool | None = None
+    log_std_init: float | None = Field(default=None, ge=-20, le=20)
+    use_sde: bool | None = None
+    squash_output: bool | None = None
+    full_std: bool | None = None
+    use_expln: bool | None = None
+    clip_mean: float | None = Field(default=None, gt=0, le=1e6)
+    n_critics: int | None = Field(default=None, ge=1, le=16)
+    share_features_extractor: bool | None = None
+    normalize_images: bool | None = None
+
+    @field_validator("net_arch")
+    @classmethod
+    def _arch(cls, value: Any) -> Any:
+        layers = [list(value)] if isinstance(value, list) else list((value or {}).values())
+        for arch in layers:
+            if len(arch) > 16 or any(n < 1 or n > limits.MAX_LAYER_WIDTH for n in arch):
+                raise ValueError(
+                    f"net_arch {limits.short_repr(value)}: at most 16 layers of 1..{limits.MAX_LAYER_WIDTH} units"
+                )
+        return value
+
+    @field_validator("activation_fn")
+    @classmethod
+    def _activation(cls, value: str | None) -> str | None:
+        if value is not None and value not in ACTIVATIONS:
+            raise ValueError(f"activation_fn {limits.short_repr(value)} is not allowlisted; valid: {sorted(ACTIVATIONS)}")
+        return value
+
+    @field_validator("optimizer_class")
+    @classmethod
+    def _optimizer(cls, value: str | None) -> str | None:
+        if value is not None and value not in OPTIMIZERS:
+            raise ValueError(f"optimizer_class {limits.short_repr(value)} is not allowlisted; valid: {sorted(OPTIMIZERS)}")
+        return value
+
+
+class Manifest(_Record):
+    """``manifest.json``, validated: what a bundle may say about itself."""
+
+    format_version: Literal[1, 2]
+    algo: Literal[ALGOS]  # type: ignore[valid-type]
+    policy_class: str = Field(default="", max_length=64)
+    policy_kwargs: PolicyKwargsRecord
+    use_sde: bool = False
+    observation_space: dict[str, Any]
+    action_space: dict[str, Any]
+    env: EnvRecord = Field(default_factory=EnvRecord)
+    num_timesteps: int | None = Field(default=None, ge=0, le=10**13)
+    seed: int | None = Field(default=None, ge=0, le=2**32 - 1)
+    normalization: Literal["normalization.json"] | None = None
+    versions: dict[str, str] = Field(default_factory=dict, max_length=32)
+    files: dict[str, str] = Field(max_length=16)
+    training_wrappers: list[WrapperRecord] = Field(default_factory=list, max_length=16)
+
+    @field_validator("files")
+    @classmethod
+    def _files(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, digest in value.items():
+            _plain_name(name, "a file name in 'files'")
+            if name in (MANIFEST_FILE, SEAL_FILE):
+                raise ValueError(f"'files' may not list {name}")
+            if not _SHA256.match(digest):
+                raise ValueError(f"files[{name!r}]: expected a sha256 hex digest, got {limits.short_repr(digest)}")
+        if MODEL_FILE not in value:
+            raise ValueError(f"'files' does not list {MODEL_FILE}")
+        return value
+
+    @field_validator("policy_class")
+    @classmethod
+    def _policy_class(cls, value: str) -> str:
+        if value and not _IDENTIFIER.match(value):
+            raise ValueError(f"policy_class must be a class name, got {limits.short_repr(value)}")
+        return value
+
+    @field_validator("versions")
+    @classmethod
+    def _versions(cls, value: dict[str, str]) -> dict[str, str]:
+        if any(len(k) > 64 or len(v) > 64 for k, v in value.items()):
+            raise ValueError("versions: names and versions are at most 64 characters")
+        return value
+
+
+def family_to_json(family: EnvFamily) -> dict[str, Any]:
+    """The family's content as a bundle carries it (everything but where it was read from)."""
+    return family.model_dump(mode="json", exclude={"source", "allow_import"})
+
+
+def family_from_manifest(manifest: Manifest, where: str) -> EnvFamily | None:
+    """The env family a bundle was trained on, from the content it carries (format 2) or, for format 1, a
+    shipped family name. Never a path, and never a Gymnasium id that imports a module."""
+    from rltransfer import resources
+    from rltransfer.config import load_family, validate
+    from rltransfer.families import check_adapter
+
+    env = manifest.env
+    if env.family_spec is not None:
+        data = {k: v for k, v in env.family_spec.items() if k not in ("source", "allow_import")}
+        gym_id = data.get("gym_id")
+        if isinstance(gym_id, str) and ":" in gym_id:
+            raise UnsafeFileError(
+                f"{where}: env.family_spec.gym_id {limits.short_repr(gym_id)} names a Python module to import; "
+                "a bundle may not (the trust boundary: only files you wrote may, with allow_import: true)"
+            )
+        family: EnvFamily = validate(EnvFamily, data, f"{where}: env.family_spec")
+        if env.family is not None and family.name != env.family:
+            raise BundleError(f"{where}: env.family {env.family!r} differs from env.family_spec.name {family.name!r}")
+        family.source = f"{where} (env.family_spec)"
+        check_adapter(family)
+        return family
+    if env.family is None:
+        return None
+    if env.family not in resources.names("envs"):
+        raise BundleError(
+            f"{where}: env.family {env.family!r} is not a shipped env family and the manifest carries no "
+            f"family content; shipped: {', '.join(resources.names('envs'))}"
+        )
+    return load_family(env.family)
+
+
+def _read_seal(path: Path) -> str | None:
+    seal = path / SEAL_FILE
+    if not seal.exists():
+        return None
+    try:
+        text = limits.read_bytes(seal, 1024, "the manifest seal").decode("ascii").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BundleError(f"{seal}: unreadable manifest seal ({type(exc).__name__})") from None
+    if not _SHA256.match(text):
+        raise BundleError(f"{seal}: expected the sha256 hex digest of {MANIFEST_FILE}, got {limits.short_repr(text)}")
+    return text
+
+
+def read_manifest(path: Path) -> Manifest:
+    """Check the seal, then read ``manifest.json`` within its budget into a :class:`Manifest`.
+
+    Raises:
+        BundleError: no manifest, seal mismatch, unreadable or malformed manifest (one line each).
+        ResourceLimitError: a manifest over :data:`~rltransfer.limits.MAX_JSON_BYTES` or too deeply nested.
+    """
+    path = Path(path)
+    manifest_path = path / MANIFEST_FILE
     if not manifest_path.is_file():
         raise BundleError(f"{path}: not a policy bundle (no {MANIFEST_FILE})")
     try:
-        manifest = json.loads(manifest_path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise BundleError(f"{manifest_path}: unreadable or truncated manifest: {exc}") from exc
-    if not isinstance(manifest, dict):
-        raise BundleError(f"{manifest_path}: expected a JSON object")
-    version = manifest.get("format_version")
-    if version != FORMAT_VERSION:
-        raise BundleError(f"{manifest_path}: format_version {version!r} is not supported (this is {FORMAT_VERSION})")
-    for key in ("algo", "policy_kwargs", "observation_space", "action_space", "files"):
-        if key not in manifest:
-            raise BundleError(f"{manifest_path}: missing key {key!r}")
-    return manifest
+        raw = limits.read_bytes(manifest_path, limits.MAX_JSON_BYTES, "the manifest")
+    except OSError as exc:
+        raise BundleError(f"{manifest_path}: cannot read: {exc.strerror or exc}") from None
+    seal = _read_seal(path)
+    if seal is not None and hashlib.sha256(raw).hexdigest() != seal:
+        raise BundleError(
+            f"{manifest_path}: does not match its seal {SEAL_FILE} (the manifest was edited or damaged)"
+        )
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise BundleError(f"{manifest_path}: not UTF-8 text (byte {exc.start}); the file is damaged") from None
+    except RecursionError:
+        raise ResourceLimitError(f"{manifest_path}: nested deeper than JSON can be read") from None
+    except json.JSONDecodeError as exc:
+        raise BundleError(f"{manifest_path}: unreadable or truncated manifest: {exc}") from None
+    limits.check_structure(data, str(manifest_path))
+    if not isinstance(data, dict):
+        raise BundleError(f"{manifest_path}: expected a JSON object, got {type(data).__name__}")
+    version = data.get("format_version")
+    if version not in (1, FORMAT_VERSION) or isinstance(version, bool):
+        raise BundleError(
+            f"{manifest_path}: format_version {limits.short_repr(version)} is not supported "
+            f"(this version reads 1 and {FORMAT_VERSION})"
+        )
+    if version >= 2 and seal is None:
+        raise BundleError(f"{path}: {SEAL_FILE} is missing (format {version} bundles are sealed)")
+    try:
+        return Manifest.model_validate(data)
+    except ValidationError as exc:
+        from rltransfer.config import format_validation_error
+
+        raise BundleError(format_validation_error(exc, Manifest, str(manifest_path))) from None
 
 
-def verify_files(path: Path, manifest: dict[str, Any]) -> None:
-    """Check every file the manifest lists exists and has the recorded sha256."""
-    files = manifest["files"]
-    if MODEL_FILE not in files:
-        raise BundleError(f"{path}/{MANIFEST_FILE}: 'files' does not list {MODEL_FILE}")
-    for name, expected in files.items():
-        if "/" in name or "\\" in name or name.startswith("."):
-            raise BundleError(f"{path}/{MANIFEST_FILE}: file name {name!r} is not a plain file name")
+def verify_files(path: Path, manifest: Manifest) -> list[str]:
+    """Check that every file the manifest lists exists and has the recorded sha256.
+
+    Returns:
+        What was verified, one line per file (for :attr:`LoadedPolicy.verified`).
+    """
+    verified = []
+    if manifest.normalization is not None and manifest.normalization not in manifest.files:
+        raise BundleError(
+            f"{path}/{MANIFEST_FILE}: normalization file {manifest.normalization!r} is not listed in 'files' "
+            "(every file a bundle is read from must be hashed)"
+        )
+    for name, expected in manifest.files.items():
         file = Path(path) / name
-        if not file.is_file():
-            raise BundleError(f"{file}: missing (listed in {MANIFEST_FILE})")
-        got = sha256(file)
+        if file.is_symlink() or not file.is_file():
+            raise BundleError(f"{file}: missing or not a regular file (listed in {MANIFEST_FILE})")
+        got = sha256(file, MAX_BUNDLE_FILE_BYTES)
         if got != expected:
             raise BundleError(
                 f"{file}: sha256 mismatch (file is truncated or altered): manifest says {expected}, file has {got}"
             )
+        verified.append(f"{name}: sha256 {got[:16]}... as listed")
+    return verified
 
 
 def load_bundle(path: str | Path) -> LoadedPolicy:
-    """Load an rltransfer bundle (no unpickling; hashes verified)."""
+    """Load an rltransfer bundle: seal, manifest model, hashes, then the weights (no unpickling).
+
+    The result's :attr:`LoadedPolicy.verified` names what was checked.
+    """
     path = Path(path)
     manifest = read_manifest(path)
-    verify_files(path, manifest)
     where = str(path)
-    algo = str(manifest["algo"])
+    verified = [f"{MANIFEST_FILE}: matches {SEAL_FILE}" if manifest.format_version >= 2
+                else f"{MANIFEST_FILE}: format 1, not sealed (covered by no hash)"]
+    verified += verify_files(path, manifest)
+    family = family_from_manifest(manifest, where)
+    algo = manifest.algo
     archive = read_sb3_zip(path / MODEL_FILE, algo=algo)
-    obs_space = space_from_json(manifest["observation_space"])
-    act_space = space_from_json(manifest["action_space"])
+    obs_space = space_from_json(manifest.observation_space, f"{where}: observation_space")
+    act_space = space_from_json(manifest.action_space, f"{where}: action_space")
+    policy_kwargs = manifest.policy_kwargs.model_dump(exclude_none=True)
     model = rebuild_model(
-        algo, obs_space, act_space, manifest["policy_kwargs"], archive.state_dict, where,
-        use_sde=bool(manifest.get("use_sde", False)),
+        algo, obs_space, act_space, policy_kwargs, archive.state_dict, where, use_sde=manifest.use_sde,
     )
-    model.num_timesteps = int(manifest.get("num_timesteps") or 0)
-    norm = NormalizationStats.load(path / manifest["normalization"]) if manifest.get("normalization") else None
-    env = manifest.get("env") or {}
-    wrappers = tuple(WrapperSpec(w["name"], dict(w.get("kwargs", {}))) for w in env.get("wrappers", []))
+    model.num_timesteps = int(manifest.num_timesteps or 0)
+    norm = None
+    if manifest.normalization is not None:
+        norm = NormalizationStats.load(path / manifest.normalization)
+        check_normalization(norm, obs_space, f"{path / manifest.normalization}")
+    wrappers = tuple(w.spec() for w in manifest.env.wrappers)
     return LoadedPolicy(
         algo=algo, model=model, observation_space=obs_space, action_space=act_space,
-        policy_kwargs=dict(manifest["policy_kwargs"]), state_dict=archive.state_dict, path=path,
-        origin="bundle", normalization=norm, wrappers=wrappers, family=env.get("family"),
-        gym_id=env.get("gym_id"), params=dict(env.get("params") or {}),
-        num_timesteps=manifest.get("num_timesteps"), manifest=manifest,
+        policy_kwargs=policy_kwargs, state_dict=archive.state_dict, path=path,
+        origin="bundle", normalization=norm, wrappers=wrappers, family=manifest.env.family,
+        gym_id=manifest.env.gym_id, params=dict(manifest.env.params),
+        num_timesteps=manifest.num_timesteps, manifest=manifest.model_dump(mode="json"),
+        family_spec=family, verified=verified,
     )
+
+
+def check_normalization(norm: NormalizationStats, space: gym.Space, where: str) -> None:
+    """Statistics must have one entry per feature of the (flat Box) observation space."""
+    if not isinstance(space, gym.spaces.Box):
+        raise BundleError(f"{where}: observation normalization needs a Box observation space, not {type(space).__name__}")
+    dim = int(np.prod(space.shape))
+    if norm.obs_mean.shape != (dim,) and norm.obs_mean.shape != tuple(space.shape):
+        raise BundleError(
+            f"{where}: statistics for {norm.obs_mean.shape} features, but the observation space is "
+            f"Box{tuple(space.shape)}"
+        )
 
 
 def load_sb3_zip(path: str | Path, algo: str | None = None) -> LoadedPolicy:

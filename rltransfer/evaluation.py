@@ -108,9 +108,9 @@ def evaluate(
         raise ConfigError(f"episodes must be >= 1, got {episodes}")
     loaded = policy if isinstance(policy, LoadedPolicy) else load_policy(policy)
     if env is None:
-        if not loaded.family:
+        if loaded.family_spec is None:
             raise ConfigError(f"{loaded.path}: the policy records no env family; pass --env")
-        env = loaded.family
+        env = loaded.family_spec
         params = {**loaded.params, **(params or {})}
     family = env if isinstance(env, EnvFamily) else load_family(env)
     values = family.resolve_params(params)

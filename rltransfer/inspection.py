@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from rltransfer.bundle import MANIFEST_FILE, MODEL_FILE, read_manifest, verify_files
+from rltransfer.bundle import MANIFEST_FILE, MODEL_FILE, family_from_manifest, read_manifest, verify_files
 from rltransfer.errors import BundleError
 from rltransfer.evaluation import describe_space
 from rltransfer.sb3zip import read_sb3_zip
@@ -18,10 +18,13 @@ def inspect_source(path: str | Path) -> dict[str, Any]:
     if path.is_dir() and not (path / MANIFEST_FILE).is_file() and (path / "policy" / MANIFEST_FILE).is_file():
         path = path / "policy"
     manifest: dict[str, Any] = {}
+    verified: list[str] = []
     if path.is_dir():
-        manifest = read_manifest(path)
-        verify_files(path, manifest)
-        archive = read_sb3_zip(path / MODEL_FILE, algo=manifest["algo"])
+        record = read_manifest(path)
+        verified = verify_files(path, record)
+        family_from_manifest(record, str(path))  # refuses what a bundle may not name, as loading does
+        manifest = record.model_dump(mode="json")
+        archive = read_sb3_zip(path / MODEL_FILE, algo=record.algo)
         kind = "rltransfer bundle"
     elif path.is_file():
         archive = read_sb3_zip(path)
@@ -41,8 +44,11 @@ def inspect_source(path: str | Path) -> dict[str, Any]:
         "notes": list(archive.notes),
     }
     if manifest:
-        info["env"] = manifest.get("env")
+        env = dict(manifest.get("env") or {})
+        env.pop("family_spec", None)
+        info["env"] = env
         info["normalization"] = manifest.get("normalization")
+        info["verified"] = verified
     else:
         from rltransfer.zoo import find_zoo_companions
 

@@ -62,10 +62,23 @@ _repr.maxlist = _repr.maxtuple = _repr.maxdict = _repr.maxset = 6
 _repr.maxlevel = 3
 
 
+def clip_text(text: str, limit: int = 300) -> str:
+    """``text`` cut to at most ``limit`` characters (with ``...``): for messages, not for values."""
+    text = str(text)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def short_repr(value: Any, limit: int = MAX_REPR_CHARS) -> str:
     """A ``repr`` of ``value`` that is at most about ``limit`` characters, whatever its size or depth."""
     try:
-        text = _repr.repr(value)
+        if limit != MAX_REPR_CHARS:
+            custom = reprlib.Repr()
+            custom.maxstring = custom.maxother = limit
+            custom.maxlist = custom.maxtuple = custom.maxdict = custom.maxset = 6
+            custom.maxlevel = 3
+            text = custom.repr(value)
+        else:
+            text = _repr.repr(value)
     except Exception:  # a hostile object's repr may raise; never let a message crash
         text = f"<{type(value).__name__}>"
     return text if len(text) <= limit else text[: limit - 3] + "..."
@@ -138,3 +151,27 @@ def check_structure(value: Any, where: str, max_depth: int = MAX_NESTING, max_no
         if depth + 1 > max_depth and children:
             raise ResourceLimitError(f"{where}: nested deeper than {max_depth} levels")
         stack.extend((child, depth + 1) for child in children)
+
+
+#: Largest memo index a pickle may use. CPython's unpickler sizes its memo table by the largest index
+#: it is given (``LONG_BINPUT 2**27`` alone allocates and touches 2 GiB), so indices are checked first.
+MAX_PICKLE_MEMO = MAX_NODES
+
+
+def scan_pickle(fh: IO[bytes], where: str, max_memo: int = MAX_PICKLE_MEMO) -> None:
+    """Walk the opcodes of one pickle in ``fh`` (from its current position to ``STOP``) without building
+    anything, refusing memo indices above ``max_memo``; leaves ``fh`` just after ``STOP``.
+
+    Raises:
+        ResourceLimitError: a ``PUT``/``BINPUT``/``LONG_BINPUT``/``GET`` index above ``max_memo``.
+        ValueError: the opcodes are malformed or truncated (``pickletools`` reports them so).
+    """
+    import pickletools  # only needed here
+
+    for opcode, arg, _pos in pickletools.genops(fh):
+        if opcode.name in ("PUT", "BINPUT", "LONG_BINPUT", "GET", "BINGET", "LONG_BINGET"):
+            if not isinstance(arg, int) or arg < 0 or arg > max_memo:
+                raise ResourceLimitError(
+                    f"{where}: pickle memo index {short_repr(arg)} is more than the {max_memo:,} allowed "
+                    "(MAX_PICKLE_MEMO)"
+                )

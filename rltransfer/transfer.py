@@ -952,12 +952,7 @@ def prepare_transfer(
 def source_observation_names(source: LoadedPolicy) -> list[str] | None:
     """Feature names of a source's observation: from its recorded family, or the shipped family of its
     Gymnasium id (Zoo agents), seen through its wrappers. None when unknown or when the count disagrees."""
-    family: EnvFamily | None = None
-    if source.family:
-        try:
-            family = load_family(source.family)
-        except ConfigError:
-            family = None
+    family: EnvFamily | None = source.family_spec
     if family is None and source.gym_id:
         family = family_for_gym_id(source.gym_id)
     if family is None:

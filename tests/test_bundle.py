@@ -34,7 +34,7 @@ def test_plain_sb3_can_open_model_zip(trained) -> None:
 
 def test_manifest_contents(trained) -> None:
     manifest = json.loads((trained.policy_dir / "manifest.json").read_text())
-    assert manifest["format_version"] == 1 and manifest["algo"] == "ppo"
+    assert manifest["format_version"] == 2 and manifest["algo"] == "ppo"
     assert manifest["observation_space"]["shape"] == [3] and manifest["action_space"]["shape"] == [1]
     assert manifest["env"]["family"] == "pendulum" and manifest["env"]["params"]["mass"] == 1.0
     assert manifest["seed"] == 0 and manifest["num_timesteps"] >= 128
