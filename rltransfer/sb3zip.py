@@ -18,7 +18,9 @@ from __future__ import annotations
 import io
 import json
 import math
+import pickle
 import re
+import struct
 import zipfile
 import zlib
 from collections.abc import Mapping
@@ -30,14 +32,19 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
-from rltransfer.errors import BundleError, ConfigError, unknown_name
+from rltransfer import limits
+from rltransfer.errors import BundleError, ConfigError, ResourceLimitError, unknown_name
+from rltransfer.limits import short_repr
 
 __all__ = [
     "ACTIVATIONS",
     "ALGOS",
     "ON_POLICY_ALGOS",
     "SB3Archive",
+    "MAX_WEIGHT_MAGNITUDE",
     "activation_from_name",
+    "check_net_arch",
+    "check_tensors",
     "convert_net_arch",
     "read_sb3_zip",
     "space_from_json",
@@ -68,9 +75,43 @@ _SDE_ALGOS = frozenset({"ppo", "a2c", "sac"})
 # SB3's default activation when ``policy_kwargs`` does not name one.
 _DEFAULT_ACTIVATION = {"ppo": "Tanh", "a2c": "Tanh", "sac": "ReLU", "td3": "ReLU", "dqn": "ReLU"}
 
-# Largest member we are willing to decompress (declared size; zipfile never inflates past it).
-_MAX_DATA_BYTES = 64 * 2**20
-_MAX_TENSOR_BYTES = 2 * 2**30
+#: Largest absolute value a floating-point weight may have. Trained policies stay many orders of
+#: magnitude below it (RL Zoo agents: under 100); values such as 3e38 only make later arithmetic
+#: overflow into inf/NaN, so they are refused at load like NaN and inf themselves.
+MAX_WEIGHT_MAGNITUDE = 1e6
+
+# Records of a torch zip archive (policy.pth is one); real state dicts have a few dozen.
+_MAX_TORCH_RECORDS = 100_000
+# Central directory of the outer zip: an SB3 zip has < 10 members (a few hundred bytes).
+_MAX_CENTRAL_DIRECTORY_BYTES = 16 * 2**20
+# Tensor dtypes a policy's weights may have.
+_TENSOR_DTYPES = frozenset(
+    {
+        torch.float16,
+        torch.bfloat16,
+        torch.float32,
+        torch.float64,
+        torch.int8,
+        torch.int16,
+        torch.int32,
+        torch.int64,
+        torch.uint8,
+        torch.bool,
+    }
+)
+# Element sizes of the storage classes named by legacy (pre-1.6, non-zip) torch files.
+_LEGACY_STORAGES = {
+    "DoubleStorage": 8,
+    "FloatStorage": 4,
+    "HalfStorage": 2,
+    "BFloat16Storage": 2,
+    "LongStorage": 8,
+    "IntStorage": 4,
+    "ShortStorage": 2,
+    "CharStorage": 1,
+    "ByteStorage": 1,
+    "BoolStorage": 1,
+}
 
 # policy_kwargs entries that are kept (JSON scalars) when readable.
 _KEPT_POLICY_KWARGS = frozenset(
@@ -244,7 +285,7 @@ def activation_from_name(name: str, where: str = "") -> type[torch.nn.Module]:
     if not isinstance(name, str):
         raise ConfigError(
             f"activation function{' in ' + where if where else ''} must be a name such as 'ReLU', "
-            f"got {name!r}"
+            f"got {short_repr(name)}"
         )
     short = name
     for prefix in ("torch.nn.modules.activation.", "torch.nn.modules.linear.", "torch.nn.", "th.nn.", "nn."):
@@ -271,8 +312,76 @@ def _int_list(value: Any, where: str) -> list[int]:
     if not isinstance(value, (list, tuple)) or not all(
         isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value
     ):
-        raise ConfigError(f"{where}: expected a list of positive layer sizes, got {value!r}")
+        raise ConfigError(f"{where}: expected a list of positive layer sizes, got {short_repr(value)}")
+    too_wide = [v for v in value if v > limits.MAX_LAYER_WIDTH]
+    if too_wide:
+        raise ResourceLimitError(
+            f"{where}: layer width {short_repr(too_wide[0])} is more than the "
+            f"{limits.MAX_LAYER_WIDTH:,} allowed (MAX_LAYER_WIDTH)"
+        )
     return [int(v) for v in value]
+
+
+def _chain_parameters(in_features: int, widths: list[int], out_features: int) -> int:
+    """Weights and biases of Linear layers ``in -> widths... -> out`` (``out`` 0: no output layer)."""
+    total, prev = 0, in_features
+    for width in [*widths, *([out_features] if out_features else [])]:
+        total += prev * width + width
+        prev = width
+    return total
+
+
+def check_net_arch(
+    net_arch: Any,
+    where: str,
+    in_features: int = 1,
+    out_features: int = 1,
+    copies: int = 1,
+    max_parameters: int = limits.MAX_PARAMETERS,
+) -> int:
+    """Refuse a ``net_arch`` whose layers are too wide or whose network would be too large to build.
+
+    Call it before building a model from a description read from a file: it costs nothing, while
+    building ``net_arch=[200000, 200000]`` would allocate (and initialize) 40 billion weights.
+
+    Args:
+        net_arch: the architecture, in any format :func:`convert_net_arch` accepts (a list of widths,
+            ``{"pi": [...], "vf"/"qf": [...]}``, or SB3 < 1.8's ``[shared..., dict(pi=, vf=)]``).
+        where: file and key quoted in errors.
+        in_features: width of the network's input (the flattened observation).
+        out_features: width of each head's output layer (actions, or 1 for a value head).
+        copies: how many copies of each head the model holds (e.g. 2 with target networks).
+        max_parameters: the budget, :data:`rltransfer.limits.MAX_PARAMETERS` by default.
+
+    Returns:
+        The estimated number of parameters (weights and biases of the Linear layers).
+
+    Raises:
+        ResourceLimitError: a width above :data:`~rltransfer.limits.MAX_LAYER_WIDTH`, an input or
+            output wider than the parameter budget allows, or more than ``max_parameters`` in all.
+        ConfigError: ``net_arch`` is not a list/dict of positive integers.
+    """
+    if isinstance(net_arch, Mapping):
+        chains = [_int_list(v, f"{where}[{short_repr(k)}]") for k, v in net_arch.items()]
+    elif isinstance(net_arch, (list, tuple)):
+        shared = [v for v in net_arch if not isinstance(v, Mapping)]
+        heads = [v for v in net_arch if isinstance(v, Mapping)]
+        shared = _int_list(shared, where)
+        chains = [shared + _int_list(v, f"{where}[{short_repr(k)}]") for h in heads for k, v in h.items()]
+        chains = chains or [shared]
+    else:
+        raise ConfigError(f"{where}: expected a list or dict of layer sizes, got {short_repr(net_arch)}")
+    for name, value in (("input", in_features), ("output", out_features), ("copies", copies)):
+        if not isinstance(value, int) or value < 0:
+            raise ConfigError(f"{where}: {name} size must be a non-negative int, got {short_repr(value)}")
+    total = copies * sum(_chain_parameters(in_features, chain, out_features) for chain in chains)
+    if total > max_parameters:
+        raise ResourceLimitError(
+            f"{where}: net_arch {short_repr(net_arch)} with {in_features:,} inputs and {out_features:,} "
+            f"outputs implies about {total:,} parameters, more than the {max_parameters:,} allowed "
+            "(MAX_PARAMETERS)"
+        )
+    return total
 
 
 def _on_policy_heads(heads: Mapping[str, Any], where: str) -> dict[str, list[int]]:
@@ -314,7 +423,7 @@ def convert_net_arch(
                 if isinstance(item, Mapping):
                     if i != len(net_arch) - 1:
                         raise ConfigError(
-                            f"{where}: a dict(pi=..., vf=...) must be the last entry, got {net_arch!r}"
+                            f"{where}: a dict(pi=..., vf=...) must be the last entry, got {short_repr(net_arch)}"
                         )
                     heads = item
                 else:
@@ -324,7 +433,7 @@ def convert_net_arch(
                 return {"pi": list(shared), "vf": list(shared)}
             separate = _on_policy_heads(heads, where)
             return {"pi": shared + separate["pi"], "vf": shared + separate["vf"]}
-        raise ConfigError(f"{where}: expected a list or dict(pi=[...], vf=[...]), got {net_arch!r}")
+        raise ConfigError(f"{where}: expected a list or dict(pi=[...], vf=[...]), got {short_repr(net_arch)}")
     if isinstance(net_arch, Mapping):
         unknown = set(net_arch) - {"pi", "qf"}
         if unknown:
@@ -447,9 +556,9 @@ def _decode_nested(value: Any, where: str) -> Any:
     if isinstance(value, str):
         if value in ("inf", "-inf", "nan"):
             return float(value)
-        raise BundleError(f"{where}: expected a number or 'inf'/'-inf', got {value!r}")
+        raise BundleError(f"{where}: expected a number or 'inf'/'-inf', got {short_repr(value)}")
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise BundleError(f"{where}: expected a number, got {value!r}")
+        raise BundleError(f"{where}: expected a number, got {short_repr(value)}")
     return value
 
 
@@ -465,7 +574,7 @@ def _decode_array(value: Any, shape: tuple[int, ...], dtype: np.dtype, where: st
 def _dtype(value: Any, where: str) -> np.dtype:
     name = str(value)
     if name not in _ALLOWED_DTYPES:
-        raise BundleError(f"{where}: unsupported dtype {value!r}; valid: {sorted(_ALLOWED_DTYPES)}")
+        raise BundleError(f"{where}: unsupported dtype {short_repr(value)}; valid: {sorted(_ALLOWED_DTYPES)}")
     return np.dtype(name)
 
 
@@ -473,8 +582,50 @@ def _shape(value: Any, where: str) -> tuple[int, ...]:
     if not isinstance(value, (list, tuple)) or not all(
         isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value
     ):
-        raise BundleError(f"{where}: expected a shape (list of non-negative ints), got {value!r}")
-    return tuple(int(v) for v in value)
+        raise BundleError(f"{where}: expected a shape (list of non-negative ints), got {short_repr(value)}")
+    shape = tuple(int(v) for v in value)
+    _check_elements(math.prod(shape), where)
+    return shape
+
+
+def _check_elements(n: int, where: str) -> None:
+    if n > limits.MAX_SPACE_ELEMENTS:
+        raise ResourceLimitError(
+            f"{where}: a space of {short_repr(n)} elements is more than the "
+            f"{limits.MAX_SPACE_ELEMENTS:,} allowed (MAX_SPACE_ELEMENTS)"
+        )
+
+
+def _check_discrete(n: Any, where: str) -> int:
+    """A Discrete/MultiDiscrete size: an int in ``[1, MAX_DISCRETE_N]``."""
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
+        raise BundleError(f"{where}: expected a whole number of actions, got {short_repr(n)}")
+    if n > limits.MAX_DISCRETE_N:
+        raise ResourceLimitError(
+            f"{where}: {short_repr(int(n))} discrete values is more than the {limits.MAX_DISCRETE_N:,} "
+            "allowed (MAX_DISCRETE_N)"
+        )
+    return int(n)
+
+
+def _check_nvec(nvec: np.ndarray, where: str) -> np.ndarray:
+    _check_elements(int(nvec.size), where)
+    if nvec.size and int(nvec.max()) > limits.MAX_DISCRETE_N:
+        _check_discrete(int(nvec.max()), where)
+    return nvec
+
+
+def _check_start(start: Any, where: str) -> int:
+    if isinstance(start, bool) or not isinstance(start, int) or abs(start) > 2**62:
+        raise BundleError(f"{where}: expected a start that fits int64, got {short_repr(start)}")
+    return start
+
+
+def _checked_int_array(value: Any, where: str) -> np.ndarray:
+    """A JSON list of ints as an int64 array, refused before conversion if it is too large."""
+    if isinstance(value, list):
+        limits.check_structure(value, where, max_nodes=limits.MAX_SPACE_ELEMENTS + 1)
+    return np.asarray(value, dtype=np.int64)
 
 
 def space_to_json(space: spaces.Space) -> dict[str, Any]:
@@ -528,48 +679,76 @@ def space_from_json(data: Mapping[str, Any], where: str = "space") -> spaces.Spa
         where: file/key quoted in error messages.
 
     Raises:
+        ResourceLimitError: (a :class:`BundleError`) a space, or all sub-spaces together, with more
+            than :data:`~rltransfer.limits.MAX_SPACE_ELEMENTS` elements, a Discrete with more than
+            :data:`~rltransfer.limits.MAX_DISCRETE_N` actions, or a description nested too deeply.
         BundleError: if the description is malformed.
     """
     if not isinstance(data, Mapping) or "type" not in data:
-        raise BundleError(f"{where}: expected a dict with a 'type' key, got {data!r}")
+        raise BundleError(f"{where}: expected a dict with a 'type' key, got {short_repr(data)}")
+    limits.check_structure(data, where)
+    return _space_from_json(data, where, [limits.MAX_SPACE_ELEMENTS])
+
+
+def _spend(budget: list[int], n: int, where: str) -> None:
+    budget[0] -= n
+    if budget[0] < 0:
+        raise ResourceLimitError(
+            f"{where}: the sub-spaces hold more than the {limits.MAX_SPACE_ELEMENTS:,} elements allowed "
+            "in all (MAX_SPACE_ELEMENTS)"
+        )
+
+
+def _space_from_json(data: Mapping[str, Any], where: str, budget: list[int]) -> spaces.Space:
+    if not isinstance(data, Mapping) or "type" not in data:
+        raise BundleError(f"{where}: expected a dict with a 'type' key, got {short_repr(data)}")
     kind = data["type"]
     try:
         if kind == "Box":
             shape = _shape(data["shape"], f"{where}.shape")
+            _spend(budget, math.prod(shape), where)
             dtype = _dtype(data.get("dtype", "float32"), f"{where}.dtype")
             low = _decode_array(data["low"], shape, dtype, f"{where}.low")
             high = _decode_array(data["high"], shape, dtype, f"{where}.high")
             return spaces.Box(low=low, high=high, shape=shape, dtype=dtype)
         if kind == "Discrete":
-            return spaces.Discrete(int(data["n"]), start=int(data.get("start", 0)))
+            return spaces.Discrete(
+                _check_discrete(data["n"], f"{where}.n"),
+                start=_check_start(data.get("start", 0), f"{where}.start"),
+            )
         if kind == "MultiDiscrete":
             dtype = _dtype(data.get("dtype", "int64"), f"{where}.dtype")
-            nvec = np.asarray(data["nvec"], dtype=dtype)
-            start = np.asarray(data.get("start", 0), dtype=dtype)
+            nvec = _check_nvec(_checked_int_array(data["nvec"], f"{where}.nvec"), f"{where}.nvec").astype(dtype)
+            _spend(budget, int(nvec.size), where)
+            start = _checked_int_array(data.get("start", 0), f"{where}.start").astype(dtype)
             return spaces.MultiDiscrete(nvec, dtype=dtype, start=np.broadcast_to(start, nvec.shape).copy())
         if kind == "MultiBinary":
             n = data["n"]
-            return spaces.MultiBinary([int(v) for v in n] if isinstance(n, list) else int(n))
+            shape = _shape(n if isinstance(n, list) else [n], f"{where}.n")
+            _spend(budget, math.prod(shape), where)
+            return spaces.MultiBinary(list(shape) if isinstance(n, list) else shape[0])
         if kind == "Dict":
             subs = data["spaces"]
             if not isinstance(subs, Mapping):
-                raise BundleError(f"{where}.spaces: expected a dict, got {subs!r}")
+                raise BundleError(f"{where}.spaces: expected a dict, got {short_repr(subs)}")
             return spaces.Dict(
-                {key: space_from_json(sub, f"{where}.spaces.{key}") for key, sub in subs.items()}
+                {key: _space_from_json(sub, f"{where}.spaces.{key}", budget) for key, sub in subs.items()}
             )
         if kind == "Tuple":
             subs = data["spaces"]
             if not isinstance(subs, list):
-                raise BundleError(f"{where}.spaces: expected a list, got {subs!r}")
-            return spaces.Tuple([space_from_json(sub, f"{where}.spaces[{i}]") for i, sub in enumerate(subs)])
+                raise BundleError(f"{where}.spaces: expected a list, got {short_repr(subs)}")
+            return spaces.Tuple(
+                [_space_from_json(sub, f"{where}.spaces[{i}]", budget) for i, sub in enumerate(subs)]
+            )
     except KeyError as exc:
-        raise BundleError(f"{where}: {kind} space is missing key {exc.args[0]!r}") from exc
+        raise BundleError(f"{where}: {kind} space is missing key {short_repr(exc.args[0])}") from exc
     except (TypeError, ValueError, AssertionError) as exc:
         if isinstance(exc, BundleError):
             raise
-        raise BundleError(f"{where}: invalid {kind} space {dict(data)!r}: {exc}") from exc
+        raise BundleError(f"{where}: invalid {short_repr(kind)} space {short_repr(dict(data))}: {exc}") from exc
     raise BundleError(
-        f"{where}: unknown space type {kind!r}; valid: Box, Discrete, MultiDiscrete, MultiBinary, Dict, Tuple"
+        f"{where}: unknown space type {short_repr(kind)}; valid: Box, Discrete, MultiDiscrete, MultiBinary, Dict, Tuple"
     )
 
 
@@ -615,7 +794,7 @@ def _readable_array(value: Any, shape: tuple[int, ...], dtype: np.dtype) -> tupl
     elif isinstance(value, (int, float, list)) and not isinstance(value, bool):
         numbers, truncated = np.asarray(value, dtype=object).reshape(-1).tolist(), False
     else:
-        return None, f"unreadable {value!r}"
+        return None, f"unreadable {short_repr(value)}"
     size = int(np.prod(shape)) if shape else 1
     remark = ""
     if truncated:
@@ -657,27 +836,28 @@ def _int_field(value: Any) -> int:
         return int(value)
     if isinstance(value, str) and re.fullmatch(r"[+-]?\d+", value.strip()):
         return int(value.strip())
-    raise ValueError(f"expected an integer, got {value!r}")
+    raise ValueError(f"expected an integer, got {short_repr(value)}")
 
 
-def _int_array_field(value: Any) -> np.ndarray:
+def _int_array_field(value: Any, where: str) -> np.ndarray:
     if isinstance(value, str):
         tokens, truncated = _parse_numpy_str(value)
         if truncated:
-            raise ValueError(f"numpy elided entries of {value!r}")
+            raise ValueError(f"numpy elided entries of {short_repr(value)}")
+        _check_elements(len(tokens), where)
         return np.array([_int_field(t) for t in tokens], dtype=np.int64)
-    return np.asarray(value, dtype=np.int64)
+    return _checked_int_array(value, where)
 
 
 def _space_from_sb3(entry: Any, key: str, path: Path, notes: list[str]) -> spaces.Space:
     """Rebuild a space from the readable fields SB3 wrote next to its pickled form."""
     where = f"{path}: data[{key!r}]"
     if not isinstance(entry, Mapping):
-        raise BundleError(f"{where}: expected the description of a gym/gymnasium space, got {entry!r}")
+        raise BundleError(f"{where}: expected the description of a gym/gymnasium space, got {short_repr(entry)}")
     dotted = _type_name(entry)
     module, _, name = dotted.rpartition(".")
     if not module.startswith(("gym.spaces", "gymnasium.spaces")):
-        raise BundleError(f"{where}: expected a gym/gymnasium space, found type {entry.get(':type:')!r}")
+        raise BundleError(f"{where}: expected a gym/gymnasium space, found type {short_repr(entry.get(':type:'))}")
     shape_value = entry.get("_shape", entry.get("shape"))
     try:
         if name == "Box":
@@ -704,15 +884,18 @@ def _space_from_sb3(entry: Any, key: str, path: Path, notes: list[str]) -> space
         if name == "Discrete":
             if "n" not in entry:
                 raise BundleError(f"{where}: Discrete without a readable 'n'")
-            return spaces.Discrete(_int_field(entry["n"]), start=_int_field(entry.get("start", 0)))
+            return spaces.Discrete(
+                _check_discrete(_int_field(entry["n"]), f"{where}['n']"),
+                start=_check_start(_int_field(entry.get("start", 0)), f"{where}['start']"),
+            )
         if name == "MultiDiscrete":
             if "nvec" not in entry:
                 raise BundleError(f"{where}: MultiDiscrete without a readable 'nvec'")
-            nvec = _int_array_field(entry["nvec"])
-            if shape_value is not None and nvec.size == int(np.prod(shape_value)):
+            nvec = _check_nvec(_int_array_field(entry["nvec"], f"{where}['nvec']"), f"{where}['nvec']")
+            if shape_value is not None and nvec.size == math.prod(_shape(shape_value, f"{where}['shape']")):
                 nvec = nvec.reshape(_shape(shape_value, f"{where}['shape']"))
             start = (
-                _int_array_field(entry["start"]).reshape(nvec.shape)
+                _int_array_field(entry["start"], f"{where}['start']").reshape(nvec.shape)
                 if "start" in entry
                 else np.zeros_like(nvec)
             )
@@ -723,14 +906,15 @@ def _space_from_sb3(entry: Any, key: str, path: Path, notes: list[str]) -> space
             if n is None:
                 raise BundleError(f"{where}: MultiBinary without a readable 'n'")
             if isinstance(n, str):
-                n = _int_array_field(n).tolist() if n.strip().startswith("[") else _int_field(n)
-            return spaces.MultiBinary([int(v) for v in n] if isinstance(n, list) else int(n))
+                n = _int_array_field(n, f"{where}['n']").tolist() if n.strip().startswith("[") else _int_field(n)
+            shape = _shape(list(n) if isinstance(n, (list, tuple)) else [n], f"{where}['n']")
+            return spaces.MultiBinary(list(shape) if isinstance(n, (list, tuple)) else shape[0])
     except (ValueError, TypeError, OverflowError, AssertionError) as exc:  # gymnasium asserts some checks
-        if isinstance(exc, BundleError):
+        if isinstance(exc, (BundleError, ConfigError)):
             raise
         raise BundleError(f"{where}: cannot rebuild {name} from its readable fields: {exc}") from exc
     raise BundleError(
-        f"{where}: {name or entry.get(':type:')!r} spaces cannot be rebuilt without unpickling; "
+        f"{where}: {short_repr(name or entry.get(':type:'))} spaces cannot be rebuilt without unpickling; "
         "supported: Box, Discrete, MultiDiscrete, MultiBinary"
     )
 
@@ -739,34 +923,334 @@ def _space_from_sb3(entry: Any, key: str, path: Path, notes: list[str]) -> space
 # Zip members
 
 
-def _read_member(archive: zipfile.ZipFile, name: str, path: Path, expected: str, limit: int) -> bytes:
+class _Budget:
+    """Bytes still allowed for the tensor members of one zip (:data:`~rltransfer.limits.MAX_WEIGHTS_BYTES`)."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.left = total
+
+    def spend(self, n: int, where: str) -> None:
+        self.left -= n
+        if self.left < 0:
+            raise ResourceLimitError(
+                f"{where}: the tensor members together inflate to more than the {self.total:,} bytes "
+                "allowed (MAX_WEIGHTS_BYTES)"
+            )
+
+
+def _check_central_directory(path: Path) -> None:
+    """Refuse a zip whose central directory is too large before :class:`zipfile.ZipFile` parses it all."""
+    try:
+        with open(path, "rb") as fh:
+            end = zipfile._EndRecData(fh)  # type: ignore[attr-defined]  # stable since Python 2
+    except (OSError, struct.error, AttributeError):
+        return  # zipfile reports what it cannot read
+    if end and end[zipfile._ECD_SIZE] > _MAX_CENTRAL_DIRECTORY_BYTES:  # type: ignore[attr-defined]
+        raise ResourceLimitError(
+            f"{path}: the zip's central directory declares {end[zipfile._ECD_SIZE]:,} bytes "  # type: ignore[attr-defined]
+            f"({end[zipfile._ECD_ENTRIES_TOTAL]:,} members), more than the "  # type: ignore[attr-defined]
+            f"{_MAX_CENTRAL_DIRECTORY_BYTES:,} allowed; expected an SB3 model zip of a few members"
+        )
+
+
+def _read_member(
+    archive: zipfile.ZipFile,
+    name: str,
+    path: Path,
+    expected: str,
+    limit: int,
+    budget: _Budget | None = None,
+) -> bytes:
+    """Inflate one member while counting: the declared sizes are never trusted.
+
+    Raises:
+        ResourceLimitError: the member inflates to more than ``limit`` (or than ``budget`` has left),
+            or holds more compressed data than its declared size accounts for.
+        BundleError: the member is missing, corrupt or truncated.
+    """
     try:
         info = archive.getinfo(name)
     except KeyError as exc:
         raise BundleError(f"{path}: member {name!r} is missing; expected {expected}") from exc
-    if info.file_size > limit:
-        raise BundleError(
-            f"{path}: member {name!r} declares {info.file_size} bytes, more than the {limit} allowed"
-        )
+    where = f"{path}: member {name!r}"
+    member_limit = limit
+    if budget is not None:
+        limit = min(limit, max(budget.left, 0))
     try:
-        return archive.read(info)
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError, RuntimeError) as exc:
-        raise BundleError(
-            f"{path}: member {name!r} is corrupt or truncated ({exc}); expected {expected}"
-        ) from exc
+        with archive.open(info) as fh:
+            raw = limits.read_stream(fh, limit, where)
+            # zipfile stops at the declared size; a stream that goes on is a lying header (a bomb)
+            decompressor = getattr(fh, "_decompressor", None)
+            unfinished = getattr(fh, "_compress_left", 0) > 0 or (
+                decompressor is not None
+                and getattr(decompressor, "eof", True) is False
+                and info.compress_type != zipfile.ZIP_STORED
+            )
+    except ResourceLimitError as exc:
+        if budget is not None and limit < member_limit:
+            raise ResourceLimitError(
+                f"{where}: the tensor members together inflate to more than the "
+                f"{budget.total:,} bytes allowed (MAX_WEIGHTS_BYTES)"
+            ) from exc
+        raise
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError, RuntimeError, ValueError) as exc:
+        raise BundleError(f"{where} is corrupt or truncated ({short_repr(str(exc))}); expected {expected}") from exc
+    if unfinished:
+        raise ResourceLimitError(
+            f"{where} declares {info.file_size:,} bytes but its compressed stream goes on past them; "
+            "refused as a possible zip bomb"
+        )
+    if budget is not None:
+        budget.spend(len(raw), where)
+    return raw
+
+
+def _check_torch_zip(raw: bytes, where: str) -> None:
+    """Check the records of a torch zip archive before torch's own reader (which inflates without
+    limits) sees them: ``torch.save`` stores every record uncompressed, so compressed ones are refused,
+    and the declared sizes must fit in the bytes present."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(raw)) as inner:
+            infos = inner.infolist()
+            central_start = int(inner.start_dir)
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError, struct.error) as exc:
+        raise BundleError(f"{where} is not a readable torch archive ({short_repr(str(exc))})") from exc
+    if len(infos) > _MAX_TORCH_RECORDS:
+        raise ResourceLimitError(
+            f"{where}: {len(infos):,} records, more than the {_MAX_TORCH_RECORDS:,} allowed"
+        )
+    declared = 0
+    starts = sorted(info.header_offset for info in infos)
+    for info in infos:
+        record = f"{where}: record {short_repr(info.filename)}"
+        if info.compress_type != zipfile.ZIP_STORED:
+            raise ResourceLimitError(
+                f"{record} is compressed (method {info.compress_type}); torch.save stores records "
+                "uncompressed, and compressed ones are refused as a possible zip bomb"
+            )
+        if info.compress_size != info.file_size:
+            raise BundleError(
+                f"{record} declares {info.file_size:,} bytes but stores {info.compress_size:,}; "
+                "the archive is corrupt or altered"
+            )
+        if info.header_offset < 0 or info.header_offset + info.file_size > len(raw):
+            raise BundleError(
+                f"{record} declares {info.file_size:,} bytes at offset {info.header_offset:,}, past the "
+                f"end of the {len(raw):,} bytes present; the archive is truncated or altered"
+            )
+        local = raw[info.header_offset : info.header_offset + 30]
+        if len(local) < 30 or local[:4] != b"PK\x03\x04":
+            raise BundleError(f"{record}: no local header at offset {info.header_offset:,}; the archive is altered")
+        name_len, extra_len = struct.unpack("<2H", local[26:30])
+        end = info.header_offset + 30 + name_len + extra_len + info.file_size
+        following = [o for o in starts if o > info.header_offset]
+        bound = following[0] if following else central_start
+        # between a record's data and the next header: nothing, or its data descriptor (flag bit 3)
+        gaps = (12, 16, 20, 24) if info.flag_bits & 0x08 else (0,)
+        if bound - end not in gaps:
+            raise BundleError(
+                f"{record} declares {info.file_size:,} bytes, but {bound - end + info.file_size:,} bytes "
+                "lie before the next record; the archive is truncated or altered"
+            )
+        declared += info.file_size
+    if declared > len(raw):
+        raise ResourceLimitError(
+            f"{where}: records declare {declared:,} bytes in all, more than the {len(raw):,} bytes present"
+        )
+
+
+class _ScanStub:
+    """What the legacy-format scan builds for every global: inert, accepts any construction step."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def __call__(self, *args: Any, **kwargs: Any) -> _ScanStub:
+        return _ScanStub()
+
+    def __setstate__(self, state: Any) -> None:
+        pass
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        pass
+
+    def append(self, value: Any) -> None:
+        pass
+
+    def extend(self, values: Any) -> None:
+        pass
+
+
+class _LegacyScanner(pickle.Unpickler):
+    """Reads the object pickle of a legacy torch file only to list the storages it declares."""
+
+    def __init__(self, file: io.BytesIO, where: str) -> None:
+        super().__init__(file)
+        self.where = where
+        self.storages: dict[str, int] = {}
+
+    def find_class(self, module: str, name: str) -> Any:
+        if module == "torch" and name in _LEGACY_STORAGES:
+            return _LegacyStorage(name)
+        if f"{module}.{name}" in (
+            "torch._utils._rebuild_tensor_v2",
+            "torch._utils._rebuild_tensor",
+            "torch._utils._rebuild_parameter",
+            "collections.OrderedDict",
+        ):
+            return _ScanStub()
+        raise BundleError(f"{self.where}: global {short_repr(module + '.' + name)} is not part of a state dict")
+
+    def persistent_load(self, pid: Any) -> Any:
+        if not (isinstance(pid, tuple) and len(pid) == 6 and pid[0] in ("storage", b"storage")):
+            raise BundleError(f"{self.where}: unexpected persistent id {short_repr(pid)}")
+        _, storage_type, root_key, _location, numel, _view = pid
+        if not isinstance(storage_type, _LegacyStorage) or not isinstance(numel, int) or numel < 0:
+            raise BundleError(f"{self.where}: malformed storage reference {short_repr(pid)}")
+        nbytes = numel * storage_type.element_size
+        key = str(root_key)
+        if self.storages.setdefault(key, nbytes) != nbytes:
+            raise BundleError(f"{self.where}: storage {short_repr(key)} declared with two sizes")
+        return _ScanStub()
+
+
+class _LegacyStorage:
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.element_size = _LEGACY_STORAGES[name]
+
+
+class _PlainUnpickler(pickle.Unpickler):
+    """For the header pickles of a legacy torch file (ints, dicts, lists of strings): no globals."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        raise BundleError(f"global {short_repr(module + '.' + name)} in a torch file header")
+
+
+def _check_torch_legacy(raw: bytes, where: str) -> None:
+    """Check a legacy (pre-1.6, non-zip) torch file: the storages its pickle declares must be exactly the
+    ones stored after it (torch allocates each declared storage before reading it)."""
+    stream = io.BytesIO(raw)
+
+    def scanned(unpickler: pickle.Unpickler) -> Any:
+        start = stream.tell()
+        limits.scan_pickle(stream, where)  # memo indices first: CPython sizes its memo by them
+        stream.seek(start)
+        return unpickler.load()
+
+    try:
+        for _ in range(3):  # magic number, protocol version, system info
+            scanned(_PlainUnpickler(stream))
+        scanner = _LegacyScanner(stream, where)
+        scanned(scanner)
+        keys = scanned(_PlainUnpickler(stream))
+        if not isinstance(keys, list) or sorted(map(str, keys)) != sorted(scanner.storages):
+            raise BundleError(f"{where}: the stored storage keys do not match the ones the pickle declares")
+        declared = sum(scanner.storages.values())
+        if declared > len(raw):
+            raise ResourceLimitError(
+                f"{where}: storages declare {declared:,} bytes, more than the {len(raw):,} bytes present"
+            )
+        for key in keys:
+            header = stream.read(8)
+            if len(header) != 8:
+                raise BundleError(f"{where}: truncated before the data of storage {short_repr(key)}")
+            (numel,) = struct.unpack("<q", header)
+            nbytes = scanner.storages[str(key)]
+            if numel < 0 or nbytes % max(numel, 1) or (numel == 0) != (nbytes == 0):
+                raise BundleError(f"{where}: storage {short_repr(key)} stores {numel:,} elements, not as declared")
+            if stream.seek(nbytes, io.SEEK_CUR) > len(raw):
+                raise BundleError(f"{where}: truncated inside the data of storage {short_repr(key)}")
+    except BundleError:
+        raise
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, KeyError, AttributeError,
+            IndexError, struct.error, RecursionError, MemoryError, OverflowError) as exc:
+        raise BundleError(f"{where} is not a torch state dict ({type(exc).__name__}: {short_repr(str(exc))})") from exc
+
+
+def _tensor_extent(tensor: torch.Tensor) -> int:
+    """Elements of storage a tensor view reaches: offset + 1 + sum((size - 1) * stride)."""
+    if tensor.numel() == 0:
+        return 0
+    return int(tensor.storage_offset()) + 1 + sum(
+        (size - 1) * abs(stride) for size, stride in zip(tensor.shape, tensor.stride())
+    )
+
+
+def check_tensors(tensors: Mapping[str, torch.Tensor], where: str) -> None:
+    """Refuse tensors that are not plain, finite, reasonably sized weights.
+
+    Every tensor must have a plain numeric dtype (no complex, quantized or other exotic types), at most
+    :data:`~rltransfer.limits.MAX_TENSOR_ELEMENTS` elements, a storage that holds all of its elements
+    without overlap (no stride-0 or overlapping views that declare a huge shape over a tiny storage),
+    and, for floating-point tensors, only finite values of magnitude at most
+    :data:`MAX_WEIGHT_MAGNITUDE`.
+
+    Args:
+        tensors: name -> tensor, e.g. a state dict just loaded from a file.
+        where: file and member quoted in errors.
+
+    Raises:
+        ResourceLimitError: a tensor with too many elements.
+        BundleError: any other refused tensor (naming it).
+    """
+    for key, tensor in tensors.items():
+        name = f"{where}: tensor {short_repr(key)}"
+        if not isinstance(tensor, torch.Tensor):
+            raise BundleError(f"{name} is a {type(tensor).__name__}, expected a tensor")
+        if tensor.dtype not in _TENSOR_DTYPES:
+            raise BundleError(
+                f"{name} has dtype {tensor.dtype}; only real floating-point, integer and bool weights "
+                "are accepted"
+            )
+        if tensor.layout != torch.strided or tensor.is_quantized or tensor.device.type != "cpu":
+            raise BundleError(f"{name} is not a plain dense CPU tensor ({tensor.layout}, {tensor.device})")
+        numel = math.prod(tensor.shape)
+        if numel > limits.MAX_TENSOR_ELEMENTS:
+            raise ResourceLimitError(
+                f"{name} has shape {short_repr(tuple(tensor.shape))} ({numel:,} elements), more than the "
+                f"{limits.MAX_TENSOR_ELEMENTS:,} allowed (MAX_TENSOR_ELEMENTS)"
+            )
+        storage_elements = tensor.untyped_storage().nbytes() // max(tensor.element_size(), 1)
+        if numel > storage_elements or _tensor_extent(tensor) > storage_elements or (
+            numel > 1 and any(st == 0 for sz, st in zip(tensor.shape, tensor.stride()) if sz > 1)
+        ):
+            raise BundleError(
+                f"{name} declares shape {short_repr(tuple(tensor.shape))} and strides "
+                f"{short_repr(tuple(tensor.stride()))} over a storage of only {storage_elements:,} "
+                "elements (an overlapping or out-of-bounds view); refused"
+            )
+        if tensor.is_floating_point() and numel:
+            values = tensor.detach()
+            if not bool(torch.isfinite(values).all()):
+                bad = int((~torch.isfinite(values)).sum())
+                raise BundleError(f"{name} holds {bad:,} non-finite values (NaN or inf); refused")
+            peak = float(values.abs().max())
+            if peak > MAX_WEIGHT_MAGNITUDE:
+                raise BundleError(
+                    f"{name} holds a value of magnitude {peak:.3g}, more than the {MAX_WEIGHT_MAGNITUDE:g} "
+                    "allowed for a weight (MAX_WEIGHT_MAGNITUDE); refused"
+                )
 
 
 def _load_tensors(raw: bytes, path: Path, name: str) -> dict[str, torch.Tensor]:
     expected = "a torch state dict (str -> tensor) loadable with weights_only=True"
+    where = f"{path}: member {name!r}"
+    if raw[:4] == b"PK\x03\x04":
+        _check_torch_zip(raw, where)
+    else:
+        _check_torch_legacy(raw, where)
     try:
         loaded = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types here; all mean "not plain weights"
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise BundleError(f"{path}: member {name!r} is not {expected}: {first_line}") from exc
+        raise BundleError(f"{where} is not {expected}: {short_repr(first_line, 200)}") from exc
     if not isinstance(loaded, Mapping) or not all(
         isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in loaded.items()
     ):
-        raise BundleError(f"{path}: member {name!r} holds {type(loaded).__name__}, expected {expected}")
+        raise BundleError(f"{where} holds {type(loaded).__name__}, expected {expected}")
+    check_tensors(loaded, where)
     return dict(loaded)
 
 
@@ -851,11 +1335,11 @@ def _read_policy_kwargs(raw: Any, notes: list[str], dropped: dict[str, Any]) -> 
                 kept[key] = _activation_name_from_repr(value)
                 if kept[key] not in ACTIVATIONS:
                     notes.append(
-                        f"activation_fn {value!r} is not in the allowlist {sorted(ACTIVATIONS)}; "
+                        f"activation_fn {short_repr(value)} is not in the allowlist {sorted(ACTIVATIONS)}; "
                         "building this policy will fail until it is replaced"
                     )
             else:
-                notes.append(f"activation_fn {value!r} is not readable; using SB3's default")
+                notes.append(f"activation_fn {short_repr(value)} is not readable; using SB3's default")
         elif key in _DROPPED_POLICY_KWARGS:
             dropped[key] = value
         elif key in ("features_extractor_class",):
@@ -863,7 +1347,7 @@ def _read_policy_kwargs(raw: Any, notes: list[str], dropped: dict[str, Any]) -> 
             dropped[key] = value
             if short not in _DEFAULT_EXTRACTORS:
                 notes.append(
-                    f"custom features extractor {value!r} cannot be rebuilt without its code; dropped"
+                    f"custom features extractor {short_repr(value)} cannot be rebuilt without its code; dropped"
                 )
         elif key in _KEPT_POLICY_KWARGS and isinstance(value, (bool, int, float)):
             kept[key] = value
@@ -923,6 +1407,17 @@ def _read_hyperparams(data: Mapping[str, Any], notes: list[str]) -> dict[str, An
     return hyper
 
 
+def _flat_size(space: spaces.Space) -> int:
+    """Width of the input or output layer a space implies (one-hot for discrete spaces)."""
+    if isinstance(space, spaces.Discrete):
+        return int(space.n)
+    if isinstance(space, spaces.MultiDiscrete):
+        return int(space.nvec.sum())
+    if isinstance(space, (spaces.Box, spaces.MultiBinary)):
+        return math.prod(space.shape)
+    return 1
+
+
 def _check_override(algo: str) -> str:
     name = str(algo).lower()
     if name not in ALGOS:
@@ -956,22 +1451,33 @@ def read_sb3_zip(path: str | Path, algo: str | None = None) -> SB3Archive:
         raise BundleError(f"{path}: file not found; expected an SB3 model zip")
     if not path.is_file():
         raise BundleError(f"{path}: not a file; expected an SB3 model zip")
+    _check_central_directory(path)
     try:
         archive = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
-        raise BundleError(f"{path}: not a readable zip archive ({exc}); expected an SB3 model zip") from exc
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError, struct.error) as exc:
+        raise BundleError(
+            f"{path}: not a readable zip archive ({short_repr(str(exc))}); expected an SB3 model zip"
+        ) from exc
     notes: list[str] = []
     dropped: dict[str, Any] = {}
+    budget = _Budget(limits.MAX_WEIGHTS_BYTES)
     with archive:
         raw_data = _read_member(
-            archive, "data", path, "the JSON written by SB3's data_to_json", _MAX_DATA_BYTES
+            archive, "data", path, "the JSON written by SB3's data_to_json", limits.MAX_DATA_BYTES
         )
         try:
             data = json.loads(raw_data.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-            raise BundleError(
-                f"{path}: member 'data' is not valid JSON ({exc}); expected SB3's data_to_json output"
+        except RecursionError as exc:
+            raise ResourceLimitError(
+                f"{path}: member 'data' is JSON nested too deeply to read (MAX_NESTING is "
+                f"{limits.MAX_NESTING}); expected SB3's data_to_json output"
             ) from exc
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise BundleError(
+                f"{path}: member 'data' is not valid UTF-8 JSON ({short_repr(str(exc), 120)}); "
+                "expected SB3's data_to_json output"
+            ) from exc
+        limits.check_structure(data, f"{path}: member 'data'")
         if not isinstance(data, dict):
             raise BundleError(f"{path}: member 'data' holds {type(data).__name__}, expected a JSON object")
         version: str | None = None
@@ -981,7 +1487,9 @@ def read_sb3_zip(path: str | Path, algo: str | None = None) -> SB3Archive:
         else:
             notes.append("pre-1.0 format: no _stable_baselines3_version member")
         state_dict = _load_tensors(
-            _read_member(archive, "policy.pth", path, "the policy's torch state dict", _MAX_TENSOR_BYTES),
+            _read_member(
+                archive, "policy.pth", path, "the policy's torch state dict", limits.MAX_WEIGHTS_BYTES, budget
+            ),
             path,
             "policy.pth",
         )
@@ -989,7 +1497,9 @@ def read_sb3_zip(path: str | Path, algo: str | None = None) -> SB3Archive:
         for name in ("pytorch_variables.pth", "tensors.pth"):
             if name in archive.namelist():
                 variables = _load_tensors(
-                    _read_member(archive, name, path, "a dict of tensors", _MAX_TENSOR_BYTES), path, name
+                    _read_member(archive, name, path, "a dict of tensors", limits.MAX_WEIGHTS_BYTES, budget),
+                    path,
+                    name,
                 )
                 break
     if not state_dict:
@@ -1003,15 +1513,15 @@ def read_sb3_zip(path: str | Path, algo: str | None = None) -> SB3Archive:
         algo_name = override
         if inferred is None:
             notes.append(
-                f"algo given as {override!r}; the file's policy class {class_name or '?'!r} from module "
-                f"{module or '?'!r} is not one of SB3's core algorithms"
+                f"algo given as {short_repr(override)}; the file's policy class {short_repr(class_name or '?')} from module "
+                f"{short_repr(module or '?')} is not one of SB3's core algorithms"
             )
         elif inferred != override:
-            notes.append(f"algo given as {override!r}; the file looks like {inferred!r}")
+            notes.append(f"algo given as {short_repr(override)}; the file looks like {short_repr(inferred)}")
     elif inferred is None:
         raise BundleError(
-            f"{path}: cannot tell the algorithm: policy class {class_name or '?'!r} from module "
-            f"{module or '?'!r}, hyperparameter keys {sorted(k for k in data if not k.startswith('_'))[:12]}; "
+            f"{path}: cannot tell the algorithm: policy class {short_repr(class_name or '?')} from module "
+            f"{short_repr(module or '?')}, hyperparameter keys {short_repr(sorted(k for k in data if not k.startswith('_'))[:12], 200)}; "
             f"pass algo= one of {list(ALGOS)}"
         )
     else:
@@ -1037,21 +1547,36 @@ def read_sb3_zip(path: str | Path, algo: str | None = None) -> SB3Archive:
         try:
             net_arch = convert_net_arch(raw_net_arch, on_policy, "net_arch")
         except ConfigError as exc:
-            raise BundleError(f"{path}: data['policy_kwargs']: {exc}") from exc
+            error = ResourceLimitError if isinstance(exc, ResourceLimitError) else BundleError
+            raise error(f"{path}: data['policy_kwargs']: {exc}") from exc
+        check_net_arch(  # the declared one too: a file that declares an absurd network is refused
+            net_arch,
+            f"{path}: data['policy_kwargs']['net_arch']",
+            in_features=_flat_size(observation_space),
+            out_features=_flat_size(action_space),
+            copies=1 if on_policy else 2,
+        )
         if net_arch != raw_net_arch:
-            notes.append(f"net_arch {raw_net_arch!r} converted to today's format {net_arch!r}")
+            notes.append(f"net_arch {short_repr(raw_net_arch)} converted to today's format {short_repr(net_arch)}")
     shape_arch = _infer_net_arch(state_dict, algo_name)
     if net_arch is None and shape_arch is not None:
         net_arch = shape_arch
-        notes.append(f"net_arch not readable; inferred {shape_arch!r} from tensor shapes in policy.pth")
+        notes.append(f"net_arch not readable; inferred {short_repr(shape_arch)} from tensor shapes in policy.pth")
     elif shape_arch is not None and net_arch != shape_arch:
         notes.append(
-            f"net_arch read as {net_arch!r} but tensor shapes say {shape_arch!r}; using the tensor shapes"
+            f"net_arch read as {short_repr(net_arch)} but tensor shapes say {short_repr(shape_arch)}; using the tensor shapes"
         )
         net_arch = shape_arch
     elif net_arch is None:
         notes.append("net_arch neither readable nor inferable from policy.pth; SB3's default will be used")
     if net_arch is not None:
+        check_net_arch(
+            net_arch,
+            f"{path}: net_arch",
+            in_features=_flat_size(observation_space),
+            out_features=_flat_size(action_space),
+            copies=1 if on_policy else 2,
+        )
         policy_kwargs["net_arch"] = net_arch
     if algo_name in _SDE_ALGOS and "use_sde" not in policy_kwargs and isinstance(data.get("use_sde"), bool):
         policy_kwargs["use_sde"] = data["use_sde"]  # on-policy SB3 keeps it beside, not in, policy_kwargs

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ast
 import io
+import math
 import pickle
 import re
 from collections import OrderedDict
@@ -23,15 +24,19 @@ from typing import Any
 import numpy as np
 import yaml
 
-from rltransfer.errors import BundleError, ConfigError, UnsafeFileError
+from rltransfer import limits
+from rltransfer.errors import BundleError, ConfigError, ResourceLimitError, RLTransferError, UnsafeFileError
+from rltransfer.limits import short_repr
 from rltransfer.normalization import NormalizationStats
 from rltransfer.sb3zip import ACTIVATIONS
 
 __all__ = ["find_zoo_companions", "load_vecnormalize_pkl", "load_zoo_config", "parse_policy_kwargs"]
 
-_MAX_PICKLE_BYTES = 64 * 2**20
-_MAX_YAML_BYTES = 4 * 2**20
 _MAX_EXPRESSION_CHARS = 10_000
+# Arrays a VecNormalize pickle may hold: statistics and space bounds (one observation each) and the
+# spaces' random states (624 words); a dtype wider than 16 bytes is not a number.
+_MAX_ARRAY_ELEMENTS = limits.MAX_SPACE_ELEMENTS
+_MAX_ITEMSIZE = 16
 
 # --------------------------------------------------------------------------------------------------
 # VecNormalize pickles
@@ -90,16 +95,102 @@ def _inert_factory(name: str) -> Callable[..., _Inert]:
     return factory
 
 
+def _check_dtype(dtype: Any) -> np.dtype:
+    if not isinstance(dtype, np.dtype) or dtype.hasobject or dtype.kind not in "biuf" or dtype.fields:
+        raise UnsafeFileError(
+            f"refused a pickled array of dtype {short_repr(dtype)}: only plain numeric dtypes are allowed"
+        )
+    if dtype.itemsize > _MAX_ITEMSIZE or dtype.shape:
+        raise ResourceLimitError(f"refused a pickled dtype of {dtype.itemsize:,} bytes per element")
+    return dtype
+
+
+def _check_shape(shape: Any) -> tuple[int, ...]:
+    if isinstance(shape, (int, np.integer)) and not isinstance(shape, bool):
+        shape = (shape,)
+    if not isinstance(shape, tuple) or not all(
+        isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n >= 0 for n in shape
+    ):
+        raise BundleError(f"refused a pickled array shape {short_repr(shape)}")
+    if len(shape) > limits.MAX_NESTING or math.prod(int(n) for n in shape) > _MAX_ARRAY_ELEMENTS:
+        raise ResourceLimitError(
+            f"refused a pickled array of shape {short_repr(shape)}: more than the "
+            f"{_MAX_ARRAY_ELEMENTS:,} elements allowed (MAX_SPACE_ELEMENTS)"
+        )
+    return tuple(int(n) for n in shape)
+
+
+class _ArrayClass:
+    """What ``numpy.ndarray`` resolves to in a pickle: only a tag for :func:`_reconstruct`, never called."""
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        raise UnsafeFileError("refused a direct call of numpy.ndarray in the pickle")
+
+
+class _GuardedArray(np.ndarray):
+    """An ndarray whose pickled state is checked before numpy allocates anything for it."""
+
+    def __setstate__(self, state: Any) -> None:
+        if not isinstance(state, tuple) or len(state) not in (4, 5):
+            raise BundleError(f"refused a malformed pickled array state {short_repr(state)}")
+        shape, dtype, _fortran, data = state[-4:]
+        shape = _check_shape(shape)
+        dtype = _check_dtype(dtype)
+        if not isinstance(data, (bytes, bytearray)) or len(data) != math.prod(shape) * dtype.itemsize:
+            raise BundleError(
+                f"refused a pickled array of shape {short_repr(shape)} and dtype {dtype} whose data "
+                f"is {short_repr(type(data).__name__)} of {len(data) if isinstance(data, (bytes, bytearray)) else '?'} "
+                "bytes, not the size its shape declares"
+            )
+        super().__setstate__(state)
+
+
+def _reconstruct(cls: Any, shape: Any, dtype: Any) -> np.ndarray:
+    """numpy's ``_reconstruct``: an empty array that the pickle's ``BUILD`` then fills (checked)."""
+    if cls is not _ArrayClass:
+        raise UnsafeFileError(f"refused numpy _reconstruct of {short_repr(cls)}: only ndarray is allowed")
+    return np.ndarray.__new__(_GuardedArray, (0,), np.uint8)
+
+
+def _frombuffer(buf: Any, dtype: Any, shape: Any, order: Any) -> np.ndarray:
+    """numpy's ``_frombuffer`` (protocol-5 arrays), with the sizes checked first."""
+    dtype = _check_dtype(dtype)
+    shape = _check_shape(shape)
+    if not isinstance(buf, (bytes, bytearray)) or len(buf) != math.prod(shape) * dtype.itemsize:
+        raise BundleError(f"refused a pickled buffer that does not match shape {short_repr(shape)}")
+    if order not in ("C", "F"):
+        raise BundleError(f"refused a pickled array order {short_repr(order)}")
+    return np.frombuffer(bytes(buf), dtype=dtype).reshape(shape, order=order).copy()
+
+
+def _scalar(dtype: Any, data: Any = None) -> Any:
+    """numpy's ``scalar``: one number of a plain dtype from exactly ``itemsize`` bytes."""
+    dtype = _check_dtype(dtype)
+    if not isinstance(data, (bytes, bytearray)) or len(data) != dtype.itemsize:
+        raise BundleError(f"refused a pickled numpy scalar of dtype {dtype} from {short_repr(data)}")
+    return np.frombuffer(bytes(data), dtype=dtype)[0]
+
+
+_DTYPE_SPEC = re.compile(r"^[<>|=]?[biuf][1-9]?\d?$")
+
+
+def _dtype(spec: Any, align: Any = False, copy: Any = False) -> np.dtype:
+    """``numpy.dtype`` for plain numeric type codes (``'f4'``, ``'u4'``, ``'b1'``) only."""
+    if not isinstance(spec, str) or not _DTYPE_SPEC.match(spec):
+        raise UnsafeFileError(f"refused pickled dtype {short_repr(spec)}: only plain numeric dtypes are allowed")
+    try:
+        return _check_dtype(np.dtype(spec))
+    except TypeError as exc:
+        raise BundleError(f"refused pickled dtype {short_repr(spec)}") from exc
+
+
 def _numpy_globals() -> dict[str, Any]:
-    """The numpy callables that rebuild arrays/scalars, found without importing private modules."""
-    reconstruct = np.ndarray(0).__reduce__()[0]
-    scalar = np.float64(0.0).__reduce__()[0]
-    frombuffer = np.zeros(1).__reduce_ex__(5)[0]
-    table: dict[str, Any] = {"numpy.ndarray": np.ndarray, "numpy.dtype": np.dtype}
+    """The numpy callables that rebuild arrays/scalars, each replaced by a version that checks sizes first."""
+    table: dict[str, Any] = {"numpy.ndarray": _ArrayClass, "numpy.dtype": _dtype}
     for core in ("numpy.core", "numpy._core"):
-        table[f"{core}.multiarray._reconstruct"] = reconstruct
-        table[f"{core}.multiarray.scalar"] = scalar
-        table[f"{core}.numeric._frombuffer"] = frombuffer
+        table[f"{core}.multiarray._reconstruct"] = _reconstruct
+        table[f"{core}.multiarray.scalar"] = _scalar
+        table[f"{core}.numeric._frombuffer"] = _frombuffer
     return table
 
 
@@ -143,7 +234,7 @@ _RANDOM_CLASSES = (
 def _latin1_bytes(text: str, encoding: str = "latin1") -> bytes:
     """What protocol-2 pickles call as ``_codecs.encode`` to rebuild ``bytes`` (latin-1 only)."""
     if not isinstance(text, str) or encoding.lower().replace("-", "") != "latin1":
-        raise pickle.UnpicklingError(f"_codecs.encode only rebuilds latin-1 bytes, got encoding {encoding!r}")
+        raise pickle.UnpicklingError(f"_codecs.encode only rebuilds latin-1 bytes, got encoding {short_repr(encoding)}")
     return text.encode("latin1")
 
 
@@ -169,7 +260,7 @@ class _RestrictedUnpickler(pickle.Unpickler):
         if qualified in PICKLE_ALLOWLIST:
             return PICKLE_ALLOWLIST[qualified]
         raise UnsafeFileError(
-            f"{self._source}: refused to load pickle global {qualified!r}: only numpy arrays and "
+            f"{self._source}: refused to load pickle global {short_repr(qualified)}: only numpy arrays and "
             "VecNormalize/RunningMeanStd/space statistics are allowed (the file may be malicious, or "
             "from a version this loader does not know)"
         )
@@ -178,11 +269,50 @@ class _RestrictedUnpickler(pickle.Unpickler):
         raise UnsafeFileError(f"{self._source}: refused a persistent id {str(pid)[:60]!r} in the pickle")
 
 
+def _check_pickled(root: Any, where: str) -> None:
+    """:func:`rltransfer.limits.check_structure` over an unpickled tree, looking inside the inert
+    stand-ins too and counting array elements: shared sub-lists and arrays count once per reference, as
+    the numpy conversions that follow would expand them."""
+    stack: list[tuple[Any, int]] = [(root, 0)]
+    nodes = 0
+    while stack:
+        item, depth = stack.pop()
+        nodes += 1 + (int(item.size) if isinstance(item, np.ndarray) else 0)
+        if nodes > limits.MAX_NODES:
+            raise ResourceLimitError(
+                f"{where}: more than {limits.MAX_NODES:,} values (shared references counted as expanded, "
+                "MAX_NODES); refused as a possible expansion bomb"
+            )
+        if isinstance(item, _Inert):
+            children: list[Any] = [*item.args, *item.kwargs.values(), *item.state.keys(), *item.state.values()]
+        elif isinstance(item, Mapping):
+            children = [*item.keys(), *item.values()]
+        elif isinstance(item, (list, tuple, set, frozenset)):
+            children = list(item)
+        else:
+            continue
+        if len(children) > limits.MAX_NODES - nodes:
+            raise ResourceLimitError(f"{where}: more than {limits.MAX_NODES:,} values (MAX_NODES); refused")
+        if children and depth + 1 > limits.MAX_NESTING:
+            raise ResourceLimitError(f"{where}: nested deeper than {limits.MAX_NESTING} levels (MAX_NESTING)")
+        stack.extend((child, depth + 1) for child in children)
+
+
 def _float(value: Any, where: str) -> float:
     try:
-        return float(np.mean(np.asarray(value, dtype=np.float64)))
-    except (TypeError, ValueError) as exc:
-        raise BundleError(f"{where}: expected a number, got {value!r}") from exc
+        result = float(np.mean(np.asarray(value, dtype=np.float64)))
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise BundleError(f"{where}: expected a number, got {short_repr(value)}") from exc
+    if not math.isfinite(result):
+        raise BundleError(f"{where}: expected a finite number, got {short_repr(value)}")
+    return result
+
+
+def _array(value: Any, where: str) -> np.ndarray:
+    try:
+        return np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise BundleError(f"{where}: expected an array of numbers, got {short_repr(value)}") from exc
 
 
 def _rms(value: Any, where: str) -> dict[str, Any]:
@@ -192,7 +322,7 @@ def _rms(value: Any, where: str) -> dict[str, Any]:
             "only flat (Box) observations can be normalized"
         )
     if not isinstance(value, _Inert) or not value.pickled_name.endswith("RunningMeanStd"):
-        raise BundleError(f"{where}: expected RunningMeanStd statistics, found {value!r}")
+        raise BundleError(f"{where}: expected RunningMeanStd statistics, found {short_repr(value)}")
     missing = {"mean", "var", "count"} - set(value.state)
     if missing:
         raise BundleError(f"{where}: RunningMeanStd without {sorted(missing)}")
@@ -217,27 +347,31 @@ def load_vecnormalize_pkl(path: str | Path) -> NormalizationStats:
         BundleError: the file is missing, truncated, or does not hold VecNormalize statistics.
     """
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise BundleError(f"{path}: file not found; expected a pickled VecNormalize (vecnormalize.pkl)")
-    if path.stat().st_size > _MAX_PICKLE_BYTES:
-        raise BundleError(f"{path}: {path.stat().st_size} bytes is too large for VecNormalize statistics")
-    raw = path.read_bytes()
     try:
+        raw = limits.read_bytes(path, limits.MAX_PICKLE_BYTES, "VecNormalize pickle")
+    except OSError as exc:
+        raise BundleError(f"{path}: cannot read the VecNormalize pickle ({short_repr(str(exc))})") from exc
+    try:
+        limits.scan_pickle(io.BytesIO(raw), str(path))  # CPython sizes its memo by the indices given
         root = _RestrictedUnpickler(io.BytesIO(raw), path).load()
-    except UnsafeFileError:
-        raise
+    except RLTransferError as exc:
+        message = str(exc) if str(exc).startswith(str(path)) else f"{path}: {exc}"
+        raise type(exc)(message) from None
     except Exception as exc:  # any failure of a restricted load means "unreadable file"
         raise BundleError(
-            f"{path}: not a readable VecNormalize pickle ({type(exc).__name__}: {exc})"
+            f"{path}: not a readable VecNormalize pickle ({type(exc).__name__}: {short_repr(str(exc))})"
         ) from exc
+    _check_pickled(root, f"{path}: VecNormalize pickle")
     if not isinstance(root, _Inert) or not root.pickled_name.endswith(".VecNormalize"):
-        raise BundleError(f"{path}: expected a pickled VecNormalize, found {root!r}")
+        raise BundleError(f"{path}: expected a pickled VecNormalize, found {short_repr(root)}")
     state = root.state
     where = f"{path}: VecNormalize"
     obs = _rms(state.get("obs_rms"), f"{where}.obs_rms")
     stats: dict[str, Any] = {
-        "obs_mean": np.asarray(obs["mean"], dtype=np.float64),
-        "obs_var": np.asarray(obs["var"], dtype=np.float64),
+        "obs_mean": _array(obs["mean"], f"{where}.obs_rms.mean"),
+        "obs_var": _array(obs["var"], f"{where}.obs_rms.var"),
         "count": _float(obs["count"], f"{where}.obs_rms.count"),
     }
     if "ret_rms" in state and state["ret_rms"] is not None:
@@ -257,7 +391,9 @@ def load_vecnormalize_pkl(path: str | Path) -> NormalizationStats:
     if isinstance(state.get("num_envs"), int):
         extra["num_envs"] = state["num_envs"]
     try:
-        return NormalizationStats(**stats, extra=extra)
+        return NormalizationStats.from_dict(stats, source=where, extra=extra)
+    except BundleError:
+        raise
     except (TypeError, ValueError) as exc:
         raise BundleError(f"{where}: {exc}") from exc
 
@@ -270,7 +406,23 @@ _ORDERED_DICT_TAG = "tag:yaml.org,2002:python/object/apply:collections.OrderedDi
 
 
 class _ZooLoader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` plus the Zoo's ``OrderedDict`` tag (built as a plain dict); no other Python tag."""
+    """``yaml.SafeLoader`` plus the Zoo's ``OrderedDict`` tag (built as a plain dict); no other Python tag.
+
+    Merge keys (``<<: *anchor``) copy entries while the document is built, so they are counted against
+    :data:`~rltransfer.limits.MAX_NODES` as they are merged (nested merges would otherwise double at
+    every level before anything could check the result).
+    """
+
+    _merged = 0
+
+    def flatten_mapping(self, node: yaml.MappingNode) -> None:
+        super().flatten_mapping(node)
+        self._merged += len(node.value)
+        if self._merged > limits.MAX_NODES:
+            raise ResourceLimitError(
+                f"YAML merge keys ('<<') expand to more than {limits.MAX_NODES:,} entries (MAX_NODES); "
+                "refused as a possible expansion bomb"
+            )
 
 
 def _construct_ordered_dict(loader: _ZooLoader, node: yaml.Node) -> dict[Any, Any]:
@@ -289,14 +441,14 @@ def _construct_ordered_dict(loader: _ZooLoader, node: yaml.Node) -> dict[Any, An
     result: dict[Any, Any] = {}
     for pair in pairs:
         if not isinstance(pair, list) or len(pair) != 2:
-            raise ConfigError(f"OrderedDict entry {pair!r} is not a [key, value] pair")
+            raise ConfigError(f"OrderedDict entry {short_repr(pair)} is not a [key, value] pair")
         result[pair[0]] = pair[1]
     return result
 
 
 def _refuse_python_tag(loader: _ZooLoader, suffix: str, node: yaml.Node) -> Any:
     raise UnsafeFileError(
-        f"refused YAML tag {'!!python/' + suffix!r} at line {node.start_mark.line + 1}: "
+        f"refused YAML tag {short_repr('!!python/' + suffix)} at line {node.start_mark.line + 1}: "
         "only !!python/object/apply:collections.OrderedDict is allowed"
     )
 
@@ -327,7 +479,7 @@ class _LiteralWalker:
     def fail(self, node: ast.AST, why: str) -> ConfigError:
         snippet = ast.get_source_segment(self.source, node) or ast.dump(node)[:80]
         return ConfigError(
-            f"{self.where}: {why} in {snippet!r}; only numbers, strings, True/False/None, lists, dicts, "
+            f"{self.where}: {why} in {short_repr(snippet)}; only numbers, strings, True/False/None, lists, dicts, "
             f"dict(key=value, ...) and activation names like nn.ReLU ({', '.join(ACTIVATIONS)}) are allowed"
         )
 
@@ -356,7 +508,7 @@ class _LiteralWalker:
         if isinstance(node, ast.Call):
             if not (isinstance(node.func, ast.Name) and node.func.id == "dict"):
                 raise self.fail(
-                    node, f"call of {ast.get_source_segment(self.source, node.func)!r} is not allowed"
+                    node, f"call of {short_repr(ast.get_source_segment(self.source, node.func))} is not allowed"
                 )
             if node.args:
                 raise self.fail(node, "dict(...) takes keyword arguments only")
@@ -372,7 +524,7 @@ class _LiteralWalker:
                 prefix, _, name = dotted.rpartition(".")
                 if prefix in _ACTIVATION_PREFIXES and name in ACTIVATIONS:
                     return name
-            raise self.fail(node, f"name {dotted or '?'!r} is not an allowlisted activation")
+            raise self.fail(node, f"name {short_repr(dotted or '?')} is not an allowlisted activation")
         raise self.fail(node, f"{type(node).__name__} expressions are not allowed")
 
 
@@ -408,9 +560,9 @@ def parse_policy_kwargs(value: Any, where: str = "policy_kwargs") -> dict[str, A
     elif isinstance(value, Mapping):
         parsed = dict(value)
     else:
-        raise ConfigError(f"{where}: expected a 'dict(...)' string or a mapping, got {value!r}")
+        raise ConfigError(f"{where}: expected a 'dict(...)' string or a mapping, got {short_repr(value)}")
     if not isinstance(parsed, dict):
-        raise ConfigError(f"{where}: expected a dict, got {parsed!r}")
+        raise ConfigError(f"{where}: expected a dict, got {short_repr(parsed)}")
     act = parsed.get("activation_fn")
     if isinstance(act, str) and act not in ACTIVATIONS:
         parsed["activation_fn"] = _parse_expression(act, f"{where}['activation_fn']")
@@ -423,12 +575,12 @@ def _schedule(value: Any, where: str) -> Any:
     match = re.fullmatch(r"lin_(.+)", value.strip())
     if not match:
         raise ConfigError(
-            f"{where}: unknown schedule {value!r}; valid: a number or 'lin_<start>' (e.g. 'lin_0.4')"
+            f"{where}: unknown schedule {short_repr(value)}; valid: a number or 'lin_<start>' (e.g. 'lin_0.4')"
         )
     try:
         start = float(match.group(1))
     except ValueError as exc:
-        raise ConfigError(f"{where}: schedule {value!r} does not end in a number") from exc
+        raise ConfigError(f"{where}: schedule {short_repr(value)} does not end in a number") from exc
     return {"schedule": "linear", "start": start, "end": 0.0}
 
 
@@ -443,9 +595,9 @@ def _wrappers(value: Any, where: str) -> tuple[list[str], dict[str, dict[str, An
         elif isinstance(item, Mapping) and len(item) == 1:
             dotted, options = next(iter(item.items()))
             if not isinstance(dotted, str) or not (options is None or isinstance(options, Mapping)):
-                raise ConfigError(f"{where}: expected {{wrapper: {{kwargs}}}}, got {item!r}")
+                raise ConfigError(f"{where}: expected {{wrapper: {{kwargs}}}}, got {short_repr(item)}")
         else:
-            raise ConfigError(f"{where}: expected a wrapper name or {{name: kwargs}}, got {item!r}")
+            raise ConfigError(f"{where}: expected a wrapper name or {{name: kwargs}}, got {short_repr(item)}")
         name = dotted.rsplit(".", 1)[-1]
         names.append(name)
         if options:
@@ -468,22 +620,36 @@ def load_zoo_config(path: str | Path) -> dict[str, Any]:
             subset (calls, attribute access, lambdas, subscripts...).
     """
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise ConfigError(f"{path}: file not found; expected an RL Zoo config.yml")
-    if path.stat().st_size > _MAX_YAML_BYTES:
-        raise ConfigError(f"{path}: {path.stat().st_size} bytes is too large for a Zoo config")
     try:
-        loader = _ZooLoader(path.read_text(encoding="utf-8"))
+        text = limits.read_bytes(path, limits.MAX_YAML_BYTES, "Zoo config").decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: not a UTF-8 text file (byte {exc.start}); expected an RL Zoo config.yml"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the Zoo config ({short_repr(str(exc))})") from exc
+    try:
+        loader = _ZooLoader(text)
         try:
             raw = loader.get_single_data()
         finally:
             loader.dispose()
     except UnsafeFileError as exc:
         raise UnsafeFileError(f"{path}: {exc}") from None
+    except ResourceLimitError as exc:
+        raise ResourceLimitError(f"{path}: {exc}") from None
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    except RecursionError:
+        raise ResourceLimitError(
+            f"{path}: YAML nested too deeply to read (MAX_NESTING is {limits.MAX_NESTING})"
+        ) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {short_repr(str(exc), 300)}") from None
+    # before anything walks it: anchors and aliases share objects, a walk expands them
+    limits.check_structure(raw, f"{path}: Zoo config")
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
@@ -491,8 +657,8 @@ def load_zoo_config(path: str | Path) -> dict[str, Any]:
     config: dict[str, Any] = {}
     for key, value in raw.items():
         if not isinstance(key, str):
-            raise ConfigError(f"{path}: hyperparameter names must be strings, got {key!r}")
-        where = f"{path}: key {key!r}"
+            raise ConfigError(f"{path}: hyperparameter names must be strings, got {short_repr(key)}")
+        where = f"{path}: key {short_repr(key)}"
         if key == "policy_kwargs":
             config[key] = parse_policy_kwargs(value, where)
         elif key == "n_timesteps":
@@ -502,7 +668,7 @@ def load_zoo_config(path: str | Path) -> dict[str, Any]:
                 or value < 0
                 or float(value) != int(value)
             ):
-                raise ConfigError(f"{where}: expected a non-negative whole number, got {value!r}")
+                raise ConfigError(f"{where}: expected a non-negative whole number, got {short_repr(value)}")
             config[key] = int(value)
         elif key in _SCHEDULE_KEYS:
             config[key] = _schedule(value, where)
@@ -514,7 +680,7 @@ def load_zoo_config(path: str | Path) -> dict[str, Any]:
             parsed = _parse_expression(value, where) if isinstance(value, str) else value
             if not isinstance(parsed, (bool, dict)):
                 raise ConfigError(
-                    f"{where}: expected true/false or a dict of VecNormalize options, got {value!r}"
+                    f"{where}: expected true/false or a dict of VecNormalize options, got {short_repr(value)}"
                 )
             config[key] = parsed
         else:
