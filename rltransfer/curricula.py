@@ -17,7 +17,9 @@ from pydantic import Field, model_validator
 from stable_baselines3.common.callbacks import BaseCallback
 
 from rltransfer import resources
-from rltransfer.config import EnvFamily, Strict, load_family, read_yaml, validate
+from rltransfer.config import (
+    MAX_STEPS, Bounded, EnvFamily, Int, Name, Strict, load_family, read_yaml, validate,
+)
 from rltransfer.errors import ConfigError
 
 
@@ -25,10 +27,10 @@ class Gate(Strict):
     """When a stage ends: after ``steps`` env steps in it, or once the mean return of its last ``window``
     training episodes reaches ``mean_return`` (after at least ``min_steps``); with both, whichever is first."""
 
-    steps: int | None = Field(default=None, ge=1)
-    mean_return: float | None = None
-    window: int = Field(default=20, ge=1)
-    min_steps: int = Field(default=0, ge=0)
+    steps: Int | None = Field(default=None, ge=1, le=MAX_STEPS)
+    mean_return: Bounded | None = None
+    window: Int = Field(default=20, ge=1, le=100_000, description="training episodes averaged")
+    min_steps: Int = Field(default=0, ge=0, le=MAX_STEPS)
 
     @model_validator(mode="after")
     def _some_condition(self) -> Gate:
@@ -38,17 +40,17 @@ class Gate(Strict):
 
 
 class Stage(Strict):
-    params: dict[str, float]
+    params: dict[str, Bounded] = Field(max_length=1000)
     until: Gate | None = Field(default=None, description="omit on the last stage")
 
 
 class Curriculum(Strict):
     """``curricula/<name>.yaml``."""
 
-    name: str
-    family: str
+    name: Name
+    family: Name
     description: str = ""
-    stages: list[Stage] = Field(min_length=1)
+    stages: list[Stage] = Field(min_length=1, max_length=1000)
     source: str = Field(default="", exclude=True)
 
     @model_validator(mode="after")
