@@ -48,7 +48,7 @@ from rltransfer.environments import WrapperSpec
 from rltransfer.errors import BundleError, ResourceLimitError, UnsafeFileError
 from rltransfer.normalization import NormalizationStats
 from rltransfer.rundir import atomic_write_json, atomic_write_text, versions
-from rltransfer.sb3zip import ACTIVATIONS, read_sb3_zip, space_from_json, space_to_json
+from rltransfer.sb3zip import ACTIVATIONS, check_net_arch, read_sb3_zip, space_from_json, space_to_json
 
 #: Format 2 adds the seal (``manifest.sha256``) and the family's content; format 1 bundles still load,
 #: with a note that their manifest is not covered by any hash.
@@ -581,14 +581,14 @@ def load_bundle(path: str | Path) -> LoadedPolicy:
     obs_space = space_from_json(manifest.observation_space, f"{where}: observation_space")
     act_space = space_from_json(manifest.action_space, f"{where}: action_space")
     policy_kwargs = manifest.policy_kwargs.model_dump(exclude_none=True)
+    _check_arch(algo, policy_kwargs, obs_space, act_space, f"{where}: policy_kwargs")
     model = rebuild_model(
         algo, obs_space, act_space, policy_kwargs, archive.state_dict, where, use_sde=manifest.use_sde,
     )
     model.num_timesteps = int(manifest.num_timesteps or 0)
     norm = None
     if manifest.normalization is not None:
-        norm = NormalizationStats.load(path / manifest.normalization)
-        check_normalization(norm, obs_space, f"{path / manifest.normalization}")
+        norm = NormalizationStats.load(path / manifest.normalization, obs_space=obs_space)
     wrappers = tuple(w.spec() for w in manifest.env.wrappers)
     return LoadedPolicy(
         algo=algo, model=model, observation_space=obs_space, action_space=act_space,
@@ -600,16 +600,16 @@ def load_bundle(path: str | Path) -> LoadedPolicy:
     )
 
 
-def check_normalization(norm: NormalizationStats, space: gym.Space, where: str) -> None:
-    """Statistics must have one entry per feature of the (flat Box) observation space."""
-    if not isinstance(space, gym.spaces.Box):
-        raise BundleError(f"{where}: observation normalization needs a Box observation space, not {type(space).__name__}")
-    dim = int(np.prod(space.shape))
-    if norm.obs_mean.shape != (dim,) and norm.obs_mean.shape != tuple(space.shape):
-        raise BundleError(
-            f"{where}: statistics for {norm.obs_mean.shape} features, but the observation space is "
-            f"Box{tuple(space.shape)}"
-        )
+def _check_arch(algo: str, policy_kwargs: dict[str, Any], obs_space: gym.Space, act_space: gym.Space,
+                where: str) -> None:
+    """Bound the network a manifest describes before anything is allocated."""
+    net_arch = policy_kwargs.get("net_arch")
+    if net_arch is None:
+        return
+    in_features = gym.spaces.flatdim(obs_space)
+    out_features = gym.spaces.flatdim(act_space)
+    copies = 2 * max(1, int(policy_kwargs.get("n_critics") or 2)) if algo in ("sac", "td3", "dqn") else 1
+    check_net_arch(net_arch, where, in_features=in_features, out_features=out_features, copies=copies)
 
 
 def load_sb3_zip(path: str | Path, algo: str | None = None) -> LoadedPolicy:
@@ -629,6 +629,7 @@ def load_sb3_zip(path: str | Path, algo: str | None = None) -> LoadedPolicy:
         notes.append(f"Zoo config {companions['config']}: wrappers {[w.name for w in wrappers]}")
     if companions.get("vecnormalize"):
         norm = load_vecnormalize_pkl(companions["vecnormalize"])
+        norm.check_against(archive.observation_space, str(companions["vecnormalize"]))
         notes.append(f"observation normalization from {companions['vecnormalize']}")
     model = rebuild_model(
         archive.algo, archive.observation_space, archive.action_space, archive.policy_kwargs,

@@ -35,7 +35,7 @@ from stable_baselines3.common.utils import set_random_seed
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
 from rltransfer.bundle import LoadedPolicy, load_policy
-from rltransfer.config import AgentSpec, EnvFamily, PolicyKwargs, Strict, load_agent, load_family
+from rltransfer.config import AgentSpec, EnvFamily, PolicyKwargs, Strict, load_agent, load_family, validate
 from rltransfer.environments import WrapperSpec, family_for_gym_id, make_vec_env, observation_names
 from rltransfer.errors import ConfigError, IncompatibleSpacesError, TransferError, unknown_name
 from rltransfer.normalization import NormalizationStats
@@ -800,7 +800,8 @@ def target_agent(source: LoadedPolicy, family: EnvFamily, algo: str | None = Non
     src_kwargs = {k: v for k, v in source.policy_kwargs.items() if k in arch_keys}
     kwargs = {**spec.policy_kwargs.model_dump(exclude_none=True), **src_kwargs}
     data = spec.model_dump(exclude_none=True)
-    data["policy_kwargs"] = PolicyKwargs.model_validate(kwargs).model_dump(exclude_none=True)
+    where = f"{source.path} (the source's architecture)"
+    data["policy_kwargs"] = validate(PolicyKwargs, kwargs, where).model_dump(exclude_none=True)
     use_sde = bool(getattr(source.model, "use_sde", False))
     if target_algo in ("ppo", "a2c", "sac"):
         data.setdefault("hyperparams", {})["use_sde"] = use_sde
@@ -810,7 +811,7 @@ def target_agent(source: LoadedPolicy, family: EnvFamily, algo: str | None = Non
     else:
         data.pop("normalize", None)
     data["wrappers"] = [w.name for w in source.wrappers]
-    return AgentSpec.model_validate(data)
+    return validate(AgentSpec, data, where)
 
 
 def transfer(
