@@ -20,7 +20,7 @@ test: install
 	$(BIN)/python -m pytest -q -rs
 
 test-fast: install
-	$(BIN)/python -m pytest -q -rs -m "not learning"
+	$(BIN)/python -m pytest -q -rs -m "not learning and not slow"
 
 demo: install
 	$(BIN)/rltransfer demo --out bench/quick --workers 2

@@ -6,7 +6,8 @@ bundle / SB3 zip) and a target task, plus the transfer strategies to compare wit
 
     out/
       suite.json                       the validated suite (what `rltransfer report` re-renders from)
-      benchmark.json                   sessions: start, end, workers, backend, runs executed (wall time)
+      benchmark.json                   sessions: start, end, workers, backend, runs executed (wall time),
+                                       written when a session starts and after every run it finishes
       sources/<config-hash>/           one run directory per distinct source training spec
       runs/<pair>/scratch/seed<k>/     the scratch arm: target agent with the source's architecture
       runs/<pair>/<strategy>/seed<k>/  each transfer arm (+ detection.json: the online detector)
@@ -44,9 +45,13 @@ import numpy as np
 from pydantic import Field, field_validator, model_validator
 
 from rltransfer import resources
-from rltransfer.config import Strict, read_yaml, validate
+from rltransfer.config import (
+    MAX_EVAL_EPISODES, MAX_NAME_CHARS, MAX_SEED, MAX_SEEDS, MAX_STEPS, Bounded, Float, Int, Seed, Strict,
+    read_yaml, validate,
+)
+from rltransfer.limits import short_repr
 from rltransfer.errors import ConfigError, RLTransferError, unknown_name
-from rltransfer.rundir import atomic_write_json, read_status
+from rltransfer.rundir import atomic_write_json, read_json, read_status
 
 __all__ = [
     "Analysis",
@@ -82,15 +87,15 @@ SCRATCH = "scratch"
 class EvalSpec(Strict):
     """Evaluation schedule: every ``freq`` environment steps (and at step 0), ``episodes`` episodes."""
 
-    freq: int = Field(ge=1)
-    episodes: int = Field(default=5, ge=1)
+    freq: Int = Field(ge=1, le=MAX_STEPS)
+    episodes: Int = Field(default=5, ge=1, le=MAX_EVAL_EPISODES, description="episodes per evaluation (>= 1)")
 
 
 class WrapperEntry(Strict):
     """A wrapper from :data:`rltransfer.wrappers.WRAPPERS` with keyword arguments."""
 
-    name: str
-    kwargs: dict[str, Any] = Field(default_factory=dict)
+    name: str = Field(max_length=MAX_NAME_CHARS)
+    kwargs: dict[str, Any] = Field(default_factory=dict, max_length=64)
 
     @field_validator("name")
     @classmethod
@@ -105,13 +110,14 @@ class WrapperEntry(Strict):
 class TrainSource(Strict):
     """A source trained by the benchmark (once, cached by the hash of this resolved spec)."""
 
-    env: str
-    agent: str = "ppo"
-    params: dict[str, float] = Field(default_factory=dict)
-    steps: int = Field(ge=0, description="training steps; 0 = the untrained initialization (a null source)")
-    seed: int = 0
+    env: str = Field(max_length=4096)
+    agent: str = Field(default="ppo", max_length=4096)
+    params: dict[str, Bounded] = Field(default_factory=dict, max_length=1000)
+    steps: Int = Field(ge=0, le=MAX_STEPS, description="training steps; 0 = the untrained initialization (a null source)")
+    seed: Seed = 0
     training_wrappers: list[WrapperEntry] = Field(
-        default_factory=list, description="wrappers used while training the source only (planted corruptions)"
+        default_factory=list, max_length=32,
+        description="wrappers used while training the source only (planted corruptions)",
     )
     eval: EvalSpec | None = None
 
@@ -133,7 +139,7 @@ class SourceSpec(Strict):
     """
 
     train: TrainSource | None = None
-    policy: str | None = None
+    policy: str | None = Field(default=None, max_length=4096)
 
     @model_validator(mode="after")
     def _one(self) -> SourceSpec:
@@ -150,8 +156,8 @@ class SourceSpec(Strict):
 class TargetSpec(Strict):
     """The target task: an env family and parameter overrides."""
 
-    env: str
-    params: dict[str, float] = Field(default_factory=dict)
+    env: str = Field(max_length=4096)
+    params: dict[str, Bounded] = Field(default_factory=dict, max_length=1000)
 
 
 class StrategyEntry(Strict):
@@ -161,9 +167,9 @@ class StrategyEntry(Strict):
     ``{name: freeze, label: freeze1, options: {freeze_layers: 1}}``.
     """
 
-    name: str
-    label: str | None = None
-    options: dict[str, Any] = Field(default_factory=dict)
+    name: str = Field(max_length=MAX_NAME_CHARS)
+    label: str | None = Field(default=None, max_length=MAX_NAME_CHARS)
+    options: dict[str, Any] = Field(default_factory=dict, max_length=64)
 
     @model_validator(mode="before")
     @classmethod
@@ -176,7 +182,7 @@ class StrategyEntry(Strict):
 
         parse_strategy(self.name, self.options)  # unknown names get "Did you mean", bad options are errors
         if self.label is not None and not _NAME.match(self.label):
-            raise ValueError(f"label {self.label!r} must be letters, digits, '_', '-' or '.'")
+            raise ValueError(f"label {short_repr(self.label)} must be letters, digits, '_', '-' or '.'")
         return self
 
     @property
@@ -187,22 +193,24 @@ class StrategyEntry(Strict):
 class PairSpec(Strict):
     """One source -> target pair and the strategies compared with scratch on it."""
 
-    name: str
+    name: str = Field(max_length=MAX_NAME_CHARS)
     source: SourceSpec
     target: TargetSpec
-    strategies: list[StrategyEntry] = Field(min_length=1)
-    agent: str | None = Field(default=None, description="target agent (name or YAML path); default: shipped")
+    strategies: list[StrategyEntry] = Field(min_length=1, max_length=64)
+    agent: str | None = Field(
+        default=None, max_length=4096, description="target agent (name or YAML path); default: shipped"
+    )
     role: Literal[ROLES] = "other"  # type: ignore[valid-type]
     description: str = ""
-    budget: int | None = Field(default=None, ge=1, description="overrides the suite's budget for this pair")
+    budget: Int | None = Field(default=None, ge=1, le=MAX_STEPS, description="overrides the suite's budget for this pair")
     eval: EvalSpec | None = None
-    threshold: float | None = None
+    threshold: Bounded | None = None
 
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
         if not _NAME.match(v):
-            raise ValueError(f"pair name {v!r} must be letters, digits, '_', '-' or '.' (it names a folder)")
+            raise ValueError(f"pair name {short_repr(v)} must be letters, digits, '_', '-' or '.' (it names a folder)")
         return v
 
     @field_validator("role", mode="before")
@@ -215,14 +223,14 @@ class PairSpec(Strict):
         arms = [s.arm for s in self.strategies]
         dup = sorted({a for a in arms if arms.count(a) > 1})
         if dup:
-            raise ValueError(f"strategies {dup} appear twice; give each a distinct 'label'")
+            raise ValueError(f"strategies {short_repr(dup)} appear twice; give each a distinct 'label'")
         if SCRATCH in arms:
             raise ValueError(f"'{SCRATCH}' is the from-scratch arm; pick another label")
         return self
 
 
 class MetricsSettings(Strict):
-    last_k: int = Field(default=3, ge=1, description="evaluations averaged for asymptotic performance")
+    last_k: Int = Field(default=3, ge=1, le=10_000, description="evaluations averaged for asymptotic performance")
 
 
 class DetectionSettings(Strict):
@@ -236,36 +244,41 @@ class DetectionSettings(Strict):
 
     enable: bool = True
     action: Literal["warn", "stop", "fallback"] = "warn"
-    min_evals: int = Field(default=3, ge=1)
-    confidence: float = Field(default=0.975, gt=0.5, lt=1.0)
-    patience: int = Field(default=4, ge=1)
-    margin: float = Field(default=0.0, ge=0.0, lt=1.0, description="fraction of the return range")
-    window: int = Field(default=1, ge=1)
+    min_evals: Int = Field(default=3, ge=1, le=10_000)
+    confidence: Float = Field(default=0.975, gt=0.5, lt=1.0, description="one-sided, in (0.5, 1)")
+    patience: Int = Field(default=4, ge=1, le=10_000, description="consecutive worse evaluations before an alarm")
+    margin: Float = Field(default=0.0, ge=0.0, lt=1.0, description="fraction of the return range")
+    window: Int = Field(default=1, ge=1, le=10_000, description="evaluations averaged on both sides")
 
 
 class Suite(Strict):
     """A benchmark suite (``benchmarks/<name>.yaml``)."""
 
-    name: str
+    name: str = Field(max_length=MAX_NAME_CHARS)
     description: str = ""
-    seeds: int | list[int] = Field(description="number of seeds (0..n-1) or an explicit list")
-    budget: int = Field(ge=1, description="training steps of every target run")
+    seeds: Int | list[Seed] = Field(
+        description=f"number of seeds (0..n-1, n in [1, {MAX_SEEDS}]) or an explicit list of at most {MAX_SEEDS} "
+        f"distinct seeds in [0, {MAX_SEED}]"
+    )
+    budget: Int = Field(ge=1, le=MAX_STEPS, description="training steps of every target run")
     eval: EvalSpec
-    threshold: float | None = Field(default=None, description="success threshold (default: the family's)")
+    threshold: Bounded | None = Field(default=None, description="success threshold (default: the family's)")
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     detection: DetectionSettings = Field(default_factory=DetectionSettings)
-    min_seeds: int = Field(default=3, ge=2)
-    alpha: float = Field(default=0.05, gt=0.0, lt=1.0)
-    pairs: list[PairSpec] = Field(min_length=1)
+    min_seeds: Int = Field(default=3, ge=2, le=MAX_SEEDS)
+    alpha: Float = Field(default=0.05, gt=0.0, lt=1.0)
+    pairs: list[PairSpec] = Field(min_length=1, max_length=1000)
     source_file: str = Field(default="", exclude=True)
 
     @field_validator("seeds")
     @classmethod
     def _seeds(cls, v: int | list[int]) -> int | list[int]:
-        if isinstance(v, int) and v < 1:
-            raise ValueError(f"seeds must be a positive count or a list, got {v}")
-        if isinstance(v, list) and (not v or len(set(v)) != len(v)):
-            raise ValueError(f"seeds must be a non-empty list of distinct integers, got {v}")
+        if isinstance(v, int) and not 1 <= v <= MAX_SEEDS:
+            raise ValueError(f"seeds must be a count in [1, {MAX_SEEDS}] or a list, got {short_repr(v)}")
+        if isinstance(v, list) and (not v or len(v) > MAX_SEEDS or len(set(v)) != len(v)):
+            raise ValueError(
+                f"seeds must be a non-empty list of at most {MAX_SEEDS} distinct integers, got {short_repr(v)}"
+            )
         return v
 
     @model_validator(mode="after")
@@ -273,7 +286,7 @@ class Suite(Strict):
         names = [p.name for p in self.pairs]
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
-            raise ValueError(f"pair names must be unique, got {dup} more than once")
+            raise ValueError(f"pair names must be unique, got {short_repr(dup)} more than once")
         return self
 
     @property
@@ -528,7 +541,7 @@ def is_done(task: Task) -> bool:
     if read_status(run_dir).get("status") != "done":
         return False
     try:
-        info = json.loads((run_dir / TASK_FILE).read_text())
+        info = read_json(run_dir / TASK_FILE, "task record")
     except (OSError, json.JSONDecodeError):
         return False
     return bool(info.get("complete")) and info.get("fingerprint") == task.fingerprint
@@ -774,8 +787,10 @@ def stored_suite(out: str | Path) -> Suite:
     path = Path(out) / "suite.json"
     if not path.is_file():
         raise ConfigError(f"{out}: not a benchmark folder (no suite.json); run `rltransfer benchmark` first")
-    data = json.loads(path.read_text())
-    source = data.pop("source_file", "")
+    data = read_json(path, "stored suite")
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a JSON object")
+    source = str(data.pop("source_file", ""))[:1000]
     suite: Suite = validate(Suite, data, str(path))
     suite.source_file = source
     return suite
@@ -836,8 +851,19 @@ def run_suite(
         todo = [t for t in tasks if t.key not in done]
         failed: dict[str, str] = {}
         executed = 0
-        session = {"start": started, "workers": workers, "backend": backend, "runs_total": len(tasks),
-                   "runs_skipped": len(done)}
+        session: dict[str, Any] = {
+            "start": started, "end": started, "seconds": 0.0, "complete": False, "workers": workers,
+            "backend": backend, "runs_total": len(tasks), "runs_skipped": len(done), "runs_executed": 0,
+            "runs_failed": 0,
+        }
+        index = _append_session(out, session)
+
+        def record(**final: Any) -> None:  # rewritten as the session goes: a killed session still counts
+            now = time.time()
+            session.update(end=now, seconds=round(now - started, 3), runs_executed=executed,
+                           runs_failed=len(failed), **final)
+            _update_session(out, index, session)
+
         bar = _Progress(len(tasks), len(done), enabled=progress)
         interrupted = False
         try:
@@ -856,7 +882,8 @@ def run_suite(
                     bar.show([running[h] for h in running])
                     if not running:
                         break
-                    for handle in ex.wait(list(running), timeout=None):
+                    finished = ex.wait(list(running), timeout=SESSION_REFRESH)
+                    for handle in finished:
                         key = running.pop(handle)
                         try:
                             ex.result(handle)
@@ -866,6 +893,7 @@ def run_suite(
                             failed[key] = f"{type(exc).__name__}: {exc}"
                             logger.error("run %s failed: %s", key, failed[key])
                         bar.advance()
+                    record()
                 for key in _dependents_blocked(tasks, set(failed)):
                     deps_txt = ", ".join(by_key[key].deps)
                     failed.setdefault(key, f"not run: a run it depends on failed ({deps_txt})")
@@ -873,9 +901,7 @@ def run_suite(
             interrupted = True
             raise
         finally:
-            session.update(end=time.time(), seconds=round(time.time() - started, 3), runs_executed=executed,
-                           runs_failed=len(failed), interrupted=interrupted)
-            _append_session(out, session)
+            record(complete=True, interrupted=interrupted)
     from rltransfer.report import write_report
 
     analysis = write_report(out)
@@ -884,14 +910,38 @@ def run_suite(
                        time.time() - started, analysis)
 
 
-def _append_session(out: Path, session: dict[str, Any]) -> None:
+#: Seconds between two rewrites of the running session's record while no run finishes.
+SESSION_REFRESH = 30.0
+
+
+def _read_sessions(out: Path) -> dict[str, Any]:
     path = out / "benchmark.json"
     data: dict[str, Any] = {"sessions": []}
     if path.is_file():
-        with contextlib.suppress(OSError, json.JSONDecodeError):
-            data = json.loads(path.read_text())
-    data.setdefault("sessions", []).append(session)
-    atomic_write_json(path, data)
+        with contextlib.suppress(OSError, ValueError):
+            loaded = read_json(path)
+            if isinstance(loaded, dict) and isinstance(loaded.get("sessions"), list):
+                data = loaded
+    return data
+
+
+def _append_session(out: Path, session: dict[str, Any]) -> int:
+    """Add ``session`` to ``benchmark.json`` (atomically) when it starts; returns its index."""
+    data = _read_sessions(out)
+    data["sessions"].append(session)
+    atomic_write_json(out / "benchmark.json", data)
+    return len(data["sessions"]) - 1
+
+
+def _update_session(out: Path, index: int, session: dict[str, Any]) -> None:
+    """Rewrite session ``index`` of ``benchmark.json`` (the caller holds the folder's lock)."""
+    data = _read_sessions(out)
+    sessions = data["sessions"]
+    if 0 <= index < len(sessions):
+        sessions[index] = session
+    else:
+        sessions.append(session)
+    atomic_write_json(out / "benchmark.json", data)
 
 
 class _Progress:
@@ -1075,7 +1125,7 @@ def _curve_for_metrics(run_dir: Path, budget: int) -> tuple[np.ndarray, np.ndarr
     det_path = run_dir / DETECTION_FILE
     if det_path.is_file():
         with contextlib.suppress(OSError, json.JSONDecodeError):
-            info = json.loads(det_path.read_text())
+            info = read_json(det_path, "detection record")
     fb = info.get("fallback")
     if fb and (run_dir / fb["run_dir"] / "eval.npz").is_file():
         extra = EvalCurve.load(run_dir / fb["run_dir"])
@@ -1118,7 +1168,7 @@ def collect_runs(suite: Suite, out: Path) -> tuple[list[RunRecord], list[str]]:
                 status = read_status(run_dir).get("status", "missing")
                 task_ok = False
                 with contextlib.suppress(OSError, json.JSONDecodeError):
-                    task_ok = bool(json.loads((run_dir / TASK_FILE).read_text()).get("complete"))
+                    task_ok = bool(read_json(run_dir / TASK_FILE, "task record").get("complete"))
                 if status != "done" or not task_ok or not (run_dir / "eval.npz").is_file():
                     if key not in missing:
                         missing.append(key)
@@ -1186,7 +1236,7 @@ def analyze(out: str | Path) -> Analysis:
     runs, missing = collect_runs(suite, out)
     sessions: list[dict[str, Any]] = []
     with contextlib.suppress(OSError, json.JSONDecodeError):
-        sessions = json.loads((out / "benchmark.json").read_text()).get("sessions", [])
+        sessions = read_json(out / "benchmark.json", "benchmark sessions").get("sessions", [])
 
     keys: list[tuple[str, str]] = []
     arms: dict[tuple[str, str], tuple[list[RunRecord], list[RunRecord]]] = {}

@@ -133,6 +133,10 @@ def save_bundle(
     """Save ``model`` as a bundle at ``path``, atomically (a temporary folder renamed into place)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    for old in path.parent.glob(f".{path.name}.old-*"):  # an earlier save killed between its two renames
+        if (old / path.name).is_dir() and not path.exists():
+            (old / path.name).replace(path)
+        shutil.rmtree(old, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
     try:
         model.save(tmp / MODEL_FILE)

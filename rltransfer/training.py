@@ -3,13 +3,21 @@
 A run is easy to read top to bottom in :func:`train`: resolve the config, create the run directory, build
 the vectorized env (with ``VecNormalize`` when the agent asks for it), build the model, learn with the
 evaluation callback, save the policy bundle, mark the run done.
+
+Every run is guarded (:mod:`rltransfer.callbacks`): a non-finite observation, reward, loss, gradient or
+weight stops it with :class:`~rltransfer.errors.DivergenceError` (as do torch's own "invalid distribution
+parameter" crashes that divergence causes), in which case no bundle is written and ``status.json`` says
+failed; a bundle is never written with non-finite weights. ``status.json`` carries the owner's pid, host
+and a heartbeat, so a killed run is recognised as dead and its directory may be reused.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import shutil
 import time
+import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,13 +33,17 @@ from stable_baselines3.common.utils import set_random_seed
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize, sync_envs_normalization
 
 from rltransfer.algos import algo_class, sb3_kwargs
+from rltransfer.callbacks import CollapseMonitor, Heartbeat, NanGuard, check_finite_weights
 from rltransfer.config import AgentSpec, EnvFamily, load_agent, load_family
 from rltransfer.environments import WrapperSpec, make_vec_env
-from rltransfer.errors import ConfigError
+from rltransfer.errors import ConfigError, DivergenceError
 from rltransfer.rundir import (
     atomic_write_text,
+    clean_residue,
     command_line,
+    read_status,
     run_name,
+    run_state,
     versions,
     write_config,
     write_status,
@@ -118,11 +130,18 @@ class EvalCurve:
 
     @classmethod
     def load(cls, run_dir: Path) -> EvalCurve:
-        with np.load(Path(run_dir) / "eval.npz") as data:
-            return cls(
-                steps=data["steps"].tolist(), mean=data["mean"].tolist(), std=data["std"].tolist(),
-                returns=data["returns"].tolist(), lengths=data["lengths"].tolist(),
-            )
+        from rltransfer.errors import BundleError
+        from rltransfer.rundir import read_npz
+
+        path = Path(run_dir) / "eval.npz"
+        data = read_npz(path)
+        missing = {"steps", "mean", "std", "returns", "lengths"} - set(data)
+        if missing:
+            raise BundleError(f"{path}: missing arrays {sorted(missing)}")
+        return cls(
+            steps=data["steps"].tolist(), mean=data["mean"].tolist(), std=data["std"].tolist(),
+            returns=data["returns"].tolist(), lengths=data["lengths"].tolist(),
+        )
 
 
 class EvalCallback(BaseCallback):
@@ -142,8 +161,10 @@ class EvalCallback(BaseCallback):
         eval_seed: int,
         run_dir: Path | None = None,
         listeners: Sequence[EvalListener] = (),
+        collapse: CollapseMonitor | None = None,
     ) -> None:
         super().__init__(verbose=0)
+        self.collapse = collapse
         self.eval_env = eval_env
         self.eval_freq = int(eval_freq)
         self.n_episodes = int(n_episodes)
@@ -167,6 +188,8 @@ class EvalCallback(BaseCallback):
         self.logger.record("eval/mean_return", mean)
         self.logger.record("eval/std_return", self.curve.std[-1])
         self.logger.record("eval/mean_ep_length", float(np.mean(lengths)))
+        if self.collapse is not None:
+            self.logger.record("eval/collapse", float(self.collapse.update(step, mean)))
         self.logger.dump(step)
         if self.run_dir is not None:
             self.curve.save(self.run_dir)
@@ -297,12 +320,45 @@ def prepare_run(
     if freq < 0 or episodes < 0:
         raise ConfigError(f"eval frequency and episodes must be >= 0, got {freq} and {episodes}")
     run_dir = Path(out) / (name or run_name(family.name, label or spec.name, seed))
-    if (run_dir / "status.json").exists() and (run_dir / "policy").exists():
-        raise ConfigError(f"run directory {run_dir} already holds a finished run; choose another --name or --out")
-    run_dir.mkdir(parents=True, exist_ok=True)
+    claim_run_dir(run_dir)
     all_wrappers = tuple(WrapperSpec(w) for w in spec.wrappers) + tuple(wrappers)
     return TrainSetup(family, spec, values, total, seed, run_dir, all_wrappers, freq, episodes,
                       tuple(training_wrappers))
+
+
+def claim_run_dir(run_dir: Path) -> None:
+    """Make ``run_dir`` ready for a new run, or refuse.
+
+    * finished (status done): refused, as is a folder holding a bundle without any status;
+    * alive (pending/running, owner process alive): refused, naming the pid and host;
+    * dead (owner gone or heartbeat stale) or failed: its contents are removed (logged) and reused;
+    * no status: created if needed; temporaries a crashed writer left (``.policy.tmp-*`` ...) are removed.
+
+    Raises:
+        ConfigError: the directory holds a finished or a live run.
+    """
+    state = run_state(run_dir)
+    if state == "done" or (state == "missing" and (run_dir / "policy").exists()):
+        raise ConfigError(f"run directory {run_dir} already holds a finished run; choose another --name or --out")
+    if state == "alive":
+        data = read_status(run_dir)
+        raise ConfigError(
+            f"run directory {run_dir} is in use by a live run (pid {data.get('pid')} on host "
+            f"{data.get('host')!r}, status {data.get('status')}); choose another --name or --out, or stop it"
+        )
+    if state in ("dead", "failed"):
+        logger.warning("run directory %s holds a %s run (status %s); replacing it", run_dir, state,
+                       read_status(run_dir).get("status"))
+        for child in list(run_dir.iterdir()):
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child)
+            else:
+                child.unlink()
+    else:
+        removed = clean_residue(run_dir)
+        if removed:
+            logger.warning("removed %d temporary file(s) left in %s by an interrupted run", len(removed), run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
 
 
 def resolved_config(setup: TrainSetup, extra: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -356,37 +412,67 @@ def run_learning(
 
     run_dir = setup.run_dir
     model.set_logger(configure(str(run_dir / "tb"), ["tensorboard"]))
-    evaluator = EvalCallback(eval_env, setup.eval_freq, setup.eval_episodes, eval_seed(setup.seed), run_dir, listeners)
+    collapse = CollapseMonitor(tuple(setup.family.return_range))  # type: ignore[arg-type]
+    evaluator = EvalCallback(eval_env, setup.eval_freq, setup.eval_episodes, eval_seed(setup.seed), run_dir, listeners,
+                             collapse)
     all_texts = {
         "config/env_params": markdown_table(setup.params, ("parameter", "value")),
         "config/agent": "```\n" + setup.spec.model_dump_json(indent=2, exclude_none=True) + "\n```",
         **(texts or {}),
     }
     hp = HParamsCallback(flat_hparams(setup.spec, setup.params, setup.seed, setup.steps), all_texts)
-    write_status(run_dir, "running")
     start = time.time()
+    write_status(run_dir, "running", started=start)
+    guard = NanGuard()
     try:
-        model.learn(
-            total_timesteps=setup.steps, callback=CallbackList([hp, *callbacks, evaluator]),
-            progress_bar=progress, reset_num_timesteps=True,
-        )
+        try:
+            model.learn(
+                total_timesteps=setup.steps,
+                callback=CallbackList([guard, Heartbeat(run_dir), hp, *callbacks, evaluator]),
+                progress_bar=progress, reset_num_timesteps=True,
+            )
+        except ValueError as exc:
+            if is_distribution_error(exc):
+                raise DivergenceError(
+                    f"training diverged at step {model.num_timesteps:,}: torch.distributions rejected a "
+                    f"non-finite parameter ({_first_line(exc)})"
+                ) from exc
+            raise
+        check_finite_weights(model, f"at step {model.num_timesteps:,}")
         policy_dir = save_bundle(
             model, run_dir / "policy", family=setup.family, params=setup.params, seed=setup.seed,
             vec_normalize=venv if isinstance(venv, VecNormalize) else None, wrappers=setup.wrappers,
             extra={"training_wrappers": [w.to_dict() for w in setup.training_wrappers]},
         )
     except BaseException as exc:
-        write_status(run_dir, "failed", error=f"{type(exc).__name__}: {exc}")
+        write_status(run_dir, "failed", started=start, error=f"{type(exc).__name__}: {exc}")
         raise
     finally:
         venv.close()
         eval_env.close()
         model.logger.close()
+    final = evaluator.curve.mean[-1] if evaluator.curve.mean else None
     write_status(
-        run_dir, "done", steps=int(model.num_timesteps), seconds=round(time.time() - start, 3),
-        final_mean_return=evaluator.curve.mean[-1] if evaluator.curve.mean else None,
+        run_dir, "done", started=start, steps=int(model.num_timesteps), seconds=round(time.time() - start, 3),
+        final_mean_return=final if final is not None and math.isfinite(final) else None,
+        collapse_steps=collapse.collapse_steps,
     )
     return RunResult(run_dir, policy_dir, evaluator.curve, model)
+
+
+def _first_line(exc: BaseException, limit: int = 200) -> str:
+    text = (str(exc).splitlines() or [""])[0]
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def is_distribution_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is torch.distributions' argument validation failing (``Expected parameter loc ...
+    to satisfy the constraint Real(), but found invalid values``): what SAC/PPO raise once weights or
+    observations have gone non-finite. Other value errors are not divergence."""
+    if not isinstance(exc, ValueError) or not str(exc).startswith("Expected parameter"):
+        return False
+    frames = traceback.extract_tb(exc.__traceback__)
+    return any("torch/distributions" in f.filename.replace("\\", "/") for f in frames)
 
 
 def train(
@@ -447,8 +533,8 @@ def train(
     if threads:
         torch.set_num_threads(threads)
     extra = {"curriculum": schedule.curriculum.model_dump()} if schedule else None
+    write_status(setup.run_dir, "pending")  # first: the directory has an owner as soon as possible
     write_config(setup.run_dir, resolved_config(setup, extra), command or command_line())
-    write_status(setup.run_dir, "pending")
     set_random_seed(seed)
     venv, eval_env = make_training_envs(setup)
     model = build_model(setup.spec, venv, seed, device)

@@ -39,7 +39,7 @@ from rltransfer.config import AgentSpec, EnvFamily, PolicyKwargs, Strict, load_a
 from rltransfer.environments import WrapperSpec, family_for_gym_id, make_vec_env, observation_names
 from rltransfer.errors import ConfigError, IncompatibleSpacesError, TransferError, unknown_name
 from rltransfer.normalization import NormalizationStats
-from rltransfer.rundir import atomic_write_json, command_line, write_config
+from rltransfer.rundir import atomic_write_json, command_line, write_config, write_status
 from rltransfer.training import (
     EvalListener,
     RunResult,
@@ -867,6 +867,7 @@ def transfer(
                                                   "source_algo": prepared.source.algo,
                                                   "strategy": prepared.strategy.model_dump(),
                                                   "obs_map": plan.obs_map, "action_map": plan.action_map}})
+    write_status(setup.run_dir, "pending")  # first: the directory has an owner as soon as possible
     write_config(setup.run_dir, config, command or command_line())
     atomic_write_json(setup.run_dir / "transfer_plan.json", plan.to_dict())
     result = run_learning(setup, prepared.model, prepared.venv, prepared.eval_env, progress,

@@ -402,3 +402,57 @@ def _asymmetric_box_env():
         action_space = spaces.Box(0.0, 1.0, (2,), np.float32)
 
     return Asym()
+
+
+def _children(pid: int) -> list[int]:
+    kids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            raw = stat.read_text()
+        except OSError:
+            continue
+        if int(raw[raw.rindex(")") + 2:].split()[1]) == pid:
+            kids.append(int(stat.parent.name))
+    return kids
+
+
+def _alive(pid: int) -> bool:
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return raw[raw.rindex(")") + 2] != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc to find the worker processes")
+def test_killed_session_counts_and_its_workers_die_with_it(tmp_path: Path) -> None:
+    from rltransfer.benchmark import analyze
+
+    suite = tiny_suite(tmp_path)
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "rltransfer.cli", "benchmark", str(suite), "--out", str(out), "--workers", "2",
+           "--no-progress"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    workers: list[int] = []
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and proc.poll() is None:
+            sessions = json.loads((out / "benchmark.json").read_text())["sessions"] if (
+                out / "benchmark.json").is_file() else []
+            if sessions and sessions[-1]["runs_executed"] >= 1:
+                break
+            time.sleep(0.05)
+        workers = [p for p in _children(proc.pid) if "resource_tracker" not in Path(
+            f"/proc/{p}/cmdline").read_bytes().decode(errors="replace")]
+    finally:
+        proc.kill()  # the benchmark process only, not its group: its workers must follow by themselves
+        proc.wait(timeout=30)
+    killed_at = time.monotonic()
+    assert workers, "the benchmark had started its workers"
+    while any(_alive(p) for p in workers) and time.monotonic() - killed_at < 5:
+        time.sleep(0.01)
+    outlived = time.monotonic() - killed_at
+    assert outlived < 1.0, f"workers outlived their parent by {outlived:.2f} s"
+    session = json.loads((out / "benchmark.json").read_text())["sessions"][-1]
+    assert session["complete"] is False and session["runs_executed"] >= 1 and session["seconds"] > 0
+    assert analyze(out).wall_time >= session["seconds"]

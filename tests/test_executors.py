@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -69,3 +71,45 @@ def test_ray_executor_runs_tasks() -> None:
         results = [ex.result(h) for h in handles]
     assert sorted(r[0] for r in results) == [0, 1, 4]
     assert {threads for _, _, threads in results} == {1}
+
+
+_PARENT = """
+import sys, time
+from rltransfer.executors import LocalExecutor
+if __name__ == "__main__":
+    ex = LocalExecutor(1)
+    ex.submit(time.sleep, 60)
+    deadline = time.time() + 60
+    while not ex._pool._processes and time.time() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.5)  # the worker is in its task
+    print(*ex._pool._processes, flush=True)
+    time.sleep(60)
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="PR_SET_PDEATHSIG and /proc are Linux")
+def test_workers_die_within_a_second_of_a_killed_parent(tmp_path: Path) -> None:
+    import subprocess
+
+    script = tmp_path / "parent.py"
+    script.write_text(_PARENT)
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    try:
+        pids = [int(p) for p in proc.stdout.readline().split()]  # type: ignore[union-attr]
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+    killed = time.monotonic()
+    assert pids
+
+    def alive(pid: int) -> bool:
+        try:
+            raw = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return False
+        return raw[raw.rindex(")") + 2] != "Z"
+
+    while any(alive(p) for p in pids) and time.monotonic() - killed < 5:
+        time.sleep(0.01)
+    assert time.monotonic() - killed < 1.0
