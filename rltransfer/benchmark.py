@@ -542,9 +542,9 @@ def is_done(task: Task) -> bool:
         return False
     try:
         info = read_json(run_dir / TASK_FILE, "task record")
-    except (OSError, json.JSONDecodeError):
+    except (OSError, ValueError):
         return False
-    return bool(info.get("complete")) and info.get("fingerprint") == task.fingerprint
+    return isinstance(info, dict) and bool(info.get("complete")) and info.get("fingerprint") == task.fingerprint
 
 
 def _mark(task: Task, complete: bool, **extra: Any) -> None:
@@ -1124,8 +1124,10 @@ def _curve_for_metrics(run_dir: Path, budget: int) -> tuple[np.ndarray, np.ndarr
     info: dict[str, Any] = {}
     det_path = run_dir / DETECTION_FILE
     if det_path.is_file():
-        with contextlib.suppress(OSError, json.JSONDecodeError):
+        with contextlib.suppress(OSError, ValueError):
             info = read_json(det_path, "detection record")
+        if not isinstance(info, dict):
+            info = {}
     fb = info.get("fallback")
     if fb and (run_dir / fb["run_dir"] / "eval.npz").is_file():
         extra = EvalCurve.load(run_dir / fb["run_dir"])
@@ -1167,7 +1169,7 @@ def collect_runs(suite: Suite, out: Path) -> tuple[list[RunRecord], list[str]]:
                 run_dir = out / key
                 status = read_status(run_dir).get("status", "missing")
                 task_ok = False
-                with contextlib.suppress(OSError, json.JSONDecodeError):
+                with contextlib.suppress(OSError, ValueError, AttributeError):
                     task_ok = bool(read_json(run_dir / TASK_FILE, "task record").get("complete"))
                 if status != "done" or not task_ok or not (run_dir / "eval.npz").is_file():
                     if key not in missing:
@@ -1235,8 +1237,9 @@ def analyze(out: str | Path) -> Analysis:
     suite = stored_suite(out)
     runs, missing = collect_runs(suite, out)
     sessions: list[dict[str, Any]] = []
-    with contextlib.suppress(OSError, json.JSONDecodeError):
+    with contextlib.suppress(OSError, ValueError, AttributeError):
         sessions = read_json(out / "benchmark.json", "benchmark sessions").get("sessions", [])
+    sessions = [s for s in sessions if isinstance(s, dict)] if isinstance(sessions, list) else []
 
     keys: list[tuple[str, str]] = []
     arms: dict[tuple[str, str], tuple[list[RunRecord], list[RunRecord]]] = {}
