@@ -1,34 +1,23 @@
-"""The SB3 algorithms rltransfer drives, and how config values become their constructor arguments."""
+"""How config values become the constructor arguments of the SB3 algorithms (see :mod:`rltransfer.sb3layout`
+for the algorithms themselves)."""
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 import numpy as np
-from stable_baselines3 import A2C, DQN, PPO, SAC, TD3
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.noise import NormalActionNoise
 from stable_baselines3.common.utils import ConstantSchedule, LinearSchedule
 
 from rltransfer.config import Schedule
-from rltransfer.errors import ConfigError, unknown_name
+from rltransfer.errors import ConfigError
+from rltransfer.sb3layout import CONTINUOUS_ONLY, algo_class, algo_classes, constructor_params
 
-ALGO_CLASSES: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "a2c": A2C, "sac": SAC, "td3": TD3, "dqn": DQN}
-OFF_POLICY_CONTINUOUS = ("sac", "td3")
+__all__ = ["ALGO_CLASSES", "algo_class", "constructor_params", "sb3_kwargs", "to_sb3_value"]
 
-
-def algo_class(name: str) -> type[BaseAlgorithm]:
-    """The SB3 class for a lower-case algorithm name."""
-    try:
-        return ALGO_CLASSES[name.lower()]
-    except KeyError:
-        raise unknown_name("algorithm", name, ALGO_CLASSES) from None
-
-
-def constructor_params(cls: type[BaseAlgorithm]) -> set[str]:
-    """Names of the keyword arguments an SB3 algorithm's constructor accepts."""
-    return set(inspect.signature(cls.__init__).parameters) - {"self", "policy", "env"}
+#: Algorithm name -> SB3 class (see :mod:`rltransfer.sb3layout`, where the names and classes live).
+ALGO_CLASSES: dict[str, type[BaseAlgorithm]] = algo_classes()
 
 
 def to_sb3_value(value: Any) -> Any:
@@ -46,7 +35,7 @@ def sb3_kwargs(algo: str, hyperparams: dict[str, Any], action_dim: int | None) -
     out = {k: to_sb3_value(v) for k, v in hyperparams.items() if k != "action_noise_std"}
     noise_std = hyperparams.get("action_noise_std")
     if noise_std is not None:
-        if algo not in OFF_POLICY_CONTINUOUS or action_dim is None:
+        if algo not in CONTINUOUS_ONLY or action_dim is None:
             raise ConfigError(f"action_noise_std applies to sac/td3 with continuous actions, not {algo}")
         out["action_noise"] = NormalActionNoise(np.zeros(action_dim), noise_std * np.ones(action_dim))
     return out

@@ -42,12 +42,12 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
 from rltransfer import limits
-from rltransfer.algos import algo_class
-from rltransfer.config import ALGOS, EnvFamily
+from rltransfer.config import EnvFamily
 from rltransfer.environments import WrapperSpec
 from rltransfer.errors import BundleError, ResourceLimitError, UnsafeFileError
 from rltransfer.normalization import NormalizationStats
 from rltransfer.rundir import atomic_write_json, atomic_write_text, versions
+from rltransfer.sb3layout import ALGOS, OFF_POLICY, algo_class, optimizer_classes
 from rltransfer.sb3zip import ACTIVATIONS, check_net_arch, read_sb3_zip, space_from_json, space_to_json
 
 #: Format 2 adds the seal (``manifest.sha256``) and the family's content; format 1 bundles still load,
@@ -77,9 +77,8 @@ def sha256(path: Path, limit: int | None = None) -> str:
     return digest.hexdigest()
 
 
-OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
-    "Adam": torch.optim.Adam, "AdamW": torch.optim.AdamW, "RMSprop": torch.optim.RMSprop, "SGD": torch.optim.SGD,
-}
+#: Optimizers a manifest may name (:func:`rltransfer.sb3layout.optimizer_classes`).
+OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = optimizer_classes()
 
 
 def policy_kwargs_to_json(kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -216,7 +215,7 @@ def rebuild_model(
     kwargs = policy_kwargs_from_json(policy_kwargs, where)
     use_sde = bool(kwargs.pop("use_sde", use_sde))
     extra: dict[str, Any] = {"device": "cpu"}
-    if algo in ("sac", "td3", "dqn"):
+    if algo in OFF_POLICY:
         extra["buffer_size"] = 1  # only the policy is needed; don't allocate a replay buffer
         extra["learning_starts"] = 0
     if use_sde:
@@ -612,7 +611,7 @@ def _check_arch(algo: str, policy_kwargs: dict[str, Any], obs_space: gym.Space, 
         return
     in_features = gym.spaces.flatdim(obs_space)
     out_features = gym.spaces.flatdim(act_space)
-    copies = 2 * max(1, int(policy_kwargs.get("n_critics") or 2)) if algo in ("sac", "td3", "dqn") else 1
+    copies = 2 * max(1, int(policy_kwargs.get("n_critics") or 2)) if algo in OFF_POLICY else 1
     check_net_arch(net_arch, where, in_features=in_features, out_features=out_features, copies=copies)
 
 
@@ -652,7 +651,7 @@ def _gym_id_from_zoo_name(path: Path) -> str | None:
     """``ppo-HopperBulletEnv-v0.zip`` -> ``HopperBulletEnv-v0`` (the Zoo's naming), else None."""
     stem = path.stem
     algo, sep, rest = stem.partition("-")
-    return rest if sep and algo.lower() in ("ppo", "a2c", "sac", "td3", "dqn") and "-v" in rest else None
+    return rest if sep and algo.lower() in ALGOS and "-v" in rest else None
 
 
 def load_policy(source: str | Path, algo: str | None = None) -> LoadedPolicy:
@@ -667,3 +666,22 @@ def load_policy(source: str | Path, algo: str | None = None) -> LoadedPolicy:
     if path.is_file():
         return load_sb3_zip(path, algo=algo)
     raise BundleError(f"{path}: no such file or directory (expected a bundle, a run directory or an SB3 .zip)")
+
+
+def policy_fingerprint(source: str | Path) -> str:
+    """A hash of a policy's content: a bundle's manifest (which hashes every file it lists), or an SB3 zip's
+    bytes together with the Zoo companions read beside it. Used to tell runs of different sources apart."""
+    from rltransfer.zoo import find_zoo_companions
+
+    path = Path(source)
+    if path.is_dir() and not (path / MANIFEST_FILE).is_file() and (path / "policy" / MANIFEST_FILE).is_file():
+        path = path / "policy"
+    digest = hashlib.sha256()
+    if path.is_dir():
+        digest.update(limits.read_bytes(path / MANIFEST_FILE, limits.MAX_JSON_BYTES, "the manifest"))
+    else:
+        digest.update(sha256(path, MAX_BUNDLE_FILE_BYTES).encode())
+        for kind, companion in sorted(find_zoo_companions(path).items()):
+            if companion is not None:
+                digest.update(kind.encode() + sha256(Path(companion), MAX_BUNDLE_FILE_BYTES).encode())
+    return digest.hexdigest()[:16]

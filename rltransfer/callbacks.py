@@ -1,4 +1,8 @@
-"""Training guards: SB3 callbacks that stop a diverged run, keep a run's heartbeat, and spot a collapse.
+"""The SB3 callbacks of a run: evaluation (with its after-evaluation hooks), hyperparameters, and the
+guards that stop a diverged run, keep a run's heartbeat, and spot a collapse.
+
+:func:`rltransfer.pipeline.build_callbacks` is the one place that assembles them, in a fixed order.
+Every stateful callback has ``state_dict()``/``load_state_dict()`` so that checkpoints carry it.
 
 * :class:`NanGuard` stops training with :class:`~rltransfer.errors.DivergenceError` as soon as a
   non-finite observation, reward, loss, gradient or weight appears, naming where it came from.
@@ -20,21 +24,27 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.evaluation import evaluate_policy
+from stable_baselines3.common.logger import HParam
 from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
-from stable_baselines3.common.vec_env import VecEnv, VecNormalize
+from stable_baselines3.common.vec_env import VecEnv, VecNormalize, sync_envs_normalization
 
 from rltransfer.errors import DivergenceError
 from rltransfer.rundir import HEARTBEAT_INTERVAL, heartbeat
+from rltransfer.training import EvalCurve
 
-__all__ = ["CollapseMonitor", "Heartbeat", "NanGuard", "check_finite_weights", "first_nonfinite_tensor"]
+__all__ = [
+    "CollapseHook", "CollapseMonitor", "EvalCallback", "EvalHook", "HParamsCallback", "Heartbeat", "ListenerHook",
+    "NanGuard", "check_finite_weights", "first_nonfinite_tensor",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -280,3 +290,178 @@ class CollapseMonitor:
                 self.patience,
             )
         return self.streak >= self.patience
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self.best if math.isfinite(self.best) else None, "streak": self.streak,
+                "collapse_steps": list(self.collapse_steps)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.best = -math.inf if state.get("best") is None else float(state["best"])
+        self.streak = int(state.get("streak", 0))
+        self.collapse_steps = [int(s) for s in state.get("collapse_steps", [])]
+
+
+# ---------------------------------------------------------------------------------------- evaluation
+
+
+class EvalHook(Protocol):
+    """What runs after each evaluation, inside the same logger dump as ``eval/*`` (the detector, the
+    collapse rule, curriculum gates, user listeners). ``stop_requested`` ends training at the next step."""
+
+    def on_evaluation(self, step: int, mean_return: float) -> Any: ...
+
+
+class ListenerHook:
+    """A plain function ``(step, mean_return)`` as an :class:`EvalHook`."""
+
+    def __init__(self, fn: Callable[[int, float], Any]) -> None:
+        self.fn = fn
+        self.stop_requested = False
+
+    def on_evaluation(self, step: int, mean_return: float) -> None:
+        self.fn(step, mean_return)
+
+
+class CollapseHook:
+    """The :class:`CollapseMonitor` as an evaluation hook: records ``eval/collapse``."""
+
+    def __init__(self, monitor: CollapseMonitor) -> None:
+        self.monitor = monitor
+        self.stop_requested = False
+        self.logger: Any = None
+
+    def on_evaluation(self, step: int, mean_return: float) -> None:
+        flag = self.monitor.update(step, mean_return)
+        if self.logger is not None:
+            self.logger.record("eval/collapse", float(flag))
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.monitor.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.monitor.load_state_dict(state)
+
+
+class EvalCallback(BaseCallback):
+    """Deterministic evaluation on a separate env at step 0 and every ``eval_freq`` environment steps.
+
+    Unlike SB3's ``EvalCallback`` the frequency counts environment steps (``num_timesteps``), whatever the
+    number of parallel envs, and the first evaluation happens before any learning, so the curve starts
+    with the zero-shot performance (what transfer metrics call the jumpstart). Every evaluation reseeds
+    the eval env with the same seed (common random numbers across runs and arms).
+
+    After each evaluation the ``hooks`` run in order (as SB3's ``callback_after_eval`` does), then the
+    logger dumps once at the evaluation's step: ``eval/*`` and whatever the hooks record (``detect/*``,
+    ``eval/collapse``) land on the same step. A hook with ``stop_requested`` set stops training.
+    Hooks that are SB3 callbacks are initialized with the model, so they log through its logger.
+    """
+
+    def __init__(
+        self,
+        eval_env: VecEnv,
+        eval_freq: int,
+        n_episodes: int,
+        eval_seed: int,
+        run_dir: Path | None = None,
+        hooks: Sequence[Any] = (),
+    ) -> None:
+        super().__init__(verbose=0)
+        self.eval_env = eval_env
+        self.eval_freq = int(eval_freq)
+        self.n_episodes = int(n_episodes)
+        self.eval_seed = int(eval_seed)
+        self.run_dir = run_dir
+        self.hooks = list(hooks)
+        self.curve = EvalCurve()
+        self._next = 0
+        self._resumed = False
+
+    def _init_callback(self) -> None:
+        for hook in self.hooks:
+            if hasattr(hook, "init_callback"):
+                hook.init_callback(self.model)
+            elif hasattr(hook, "logger"):
+                hook.logger = self.logger
+
+    def evaluate_now(self) -> float:
+        if isinstance(self.eval_env, VecNormalize) or isinstance(self.training_env, VecNormalize):
+            sync_envs_normalization(self.training_env, self.eval_env)
+        self.eval_env.seed(self.eval_seed)
+        returns, lengths = evaluate_policy(
+            self.model, self.eval_env, n_eval_episodes=self.n_episodes, deterministic=True,
+            return_episode_rewards=True, warn=False,
+        )
+        step = self.num_timesteps
+        self.curve.append(step, returns, lengths)  # type: ignore[arg-type]
+        mean = self.curve.mean[-1]
+        self.logger.record("eval/mean_return", mean)
+        self.logger.record("eval/std_return", self.curve.std[-1])
+        self.logger.record("eval/mean_ep_length", float(np.mean(lengths)))
+        for hook in self.hooks:
+            hook.on_evaluation(step, mean)
+        self.logger.dump(step)
+        if self.run_dir is not None:
+            self.curve.save(self.run_dir)
+        return mean
+
+    @property
+    def stop_requested(self) -> bool:
+        return any(getattr(hook, "stop_requested", False) for hook in self.hooks)
+
+    def _on_training_start(self) -> None:
+        if self._resumed:  # the evaluation at this step was made before the checkpoint
+            return
+        if self.n_episodes > 0:
+            self.evaluate_now()
+        self._next = self.num_timesteps + self.eval_freq
+
+    def _maybe_evaluate(self) -> None:
+        if self.eval_freq > 0 and self.n_episodes > 0 and self.num_timesteps >= self._next:
+            self.evaluate_now()
+            while self._next <= self.num_timesteps:
+                self._next += self.eval_freq
+
+    def _on_step(self) -> bool:
+        self._maybe_evaluate()
+        return not self.stop_requested
+
+    def _on_training_end(self) -> None:
+        if self.n_episodes > 0 and (not self.curve.steps or self.curve.steps[-1] != self.num_timesteps):
+            self.evaluate_now()
+
+    def state_dict(self) -> dict[str, Any]:
+        hooks = {str(i): h.state_dict() for i, h in enumerate(self.hooks) if hasattr(h, "state_dict")}
+        return {"next": self._next, "curve": self.curve.to_dict(), "hooks": hooks}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._next = int(state["next"])
+        self.curve = EvalCurve.from_dict(state["curve"])
+        for key, hook_state in state.get("hooks", {}).items():
+            hook = self.hooks[int(key)]
+            if hasattr(hook, "load_state_dict"):
+                hook.load_state_dict(hook_state)
+        self._resumed = True
+
+
+class HParamsCallback(BaseCallback):
+    """Writes the hyperparameters and env parameters to TensorBoard (HPARAMS table and text) at start."""
+
+    def __init__(self, hparams: dict[str, Any], texts: dict[str, str]) -> None:
+        super().__init__()
+        self.hparams = hparams
+        self.texts = texts
+        self.resumed = False
+
+    def _on_training_start(self) -> None:
+        if self.resumed:
+            return
+        clean = {k: (v if isinstance(v, (bool, int, float, str)) else str(v)) for k, v in self.hparams.items()}
+        self.logger.record(
+            "hparams", HParam(clean, {"eval/mean_return": 0.0}), exclude=("stdout", "log", "json", "csv")
+        )
+        for key, text in self.texts.items():
+            self.logger.record(key, text, exclude=("stdout", "log", "json", "csv"))
+        self.logger.dump(self.num_timesteps)
+
+    def _on_step(self) -> bool:
+        return True

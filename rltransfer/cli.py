@@ -31,12 +31,13 @@ def _console() -> Any:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from rltransfer.config import parse_set
-    from rltransfer.training import train
+    from rltransfer.pipeline import train
 
     result = train(
         args.env, args.agent, params=parse_set(args.set), steps=args.steps, seed=args.seed, out=args.out,
         name=args.name, eval_freq=args.eval_freq, eval_episodes=args.eval_episodes,
         progress=not args.no_progress, command=args.command_line, curriculum=args.curriculum,
+        save_freq=args.save_freq,
     )
     con = _console()
     con.print(f"run:          {result.run_dir}")
@@ -67,7 +68,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_transfer(args: argparse.Namespace) -> int:
     from rltransfer.config import parse_set
-    from rltransfer.transfer import parse_index_map, transfer
+    from rltransfer.pipeline import transfer
+    from rltransfer.transfer import parse_index_map
 
     options: dict[str, Any] = {}
     if args.freeze_layers is not None:
@@ -85,6 +87,7 @@ def cmd_transfer(args: argparse.Namespace) -> int:
         eval_freq=args.eval_freq, eval_episodes=args.eval_episodes,
         obs_map=parse_index_map(args.obs_map, "--obs-map", names=True), action_map=parse_index_map(args.action_map, "--action-map"),
         wrappers=args.wrapper or (), progress=not args.no_progress, command=args.command_line,
+        save_freq=args.save_freq,
     )
     con = _console()
     _print_plan(con, result.plan)
@@ -108,6 +111,18 @@ def _print_plan(con: Any, plan: Any) -> None:
     con.print(table)
     for note in plan.notes:
         con.print(f"- {note}")
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    from rltransfer.pipeline import resume
+
+    result = resume(args.run_dir, progress=not args.no_progress)
+    con = _console()
+    con.print(f"run:          {result.run_dir}")
+    con.print(f"policy:       {result.policy_dir}")
+    if result.curve.mean:
+        con.print(f"final return: {result.final_mean:.2f} at step {result.curve.steps[-1]}")
+    return 0
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
@@ -245,6 +260,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--curriculum", help="curriculum name (see `rltransfer list curricula`) or YAML path")
     p.add_argument("--eval-freq", type=int, help="evaluate every N env steps (0: only at start and end)")
     p.add_argument("--eval-episodes", type=int)
+    p.add_argument("--save-freq", type=int, metavar="N",
+                   help="write a checkpoint every N env steps (resume with `rltransfer resume RUN_DIR`)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(handler=cmd_train)
 
@@ -279,8 +296,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr-scale", type=float, help="lower_lr: learning-rate factor of transferred tensors")
     p.add_argument("--kickstart-weight", type=float)
     p.add_argument("--kickstart-end-fraction", type=float)
+    p.add_argument("--save-freq", type=int, metavar="N", help="write a checkpoint every N env steps")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(handler=cmd_transfer)
+
+    p = sub.add_parser("resume", help="continue an interrupted or killed run from its last checkpoint")
+    p.add_argument("run_dir", help="the run directory")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(handler=cmd_resume)
 
     p = sub.add_parser("inspect", help="spaces, algorithm, architecture and tensors of a policy, without unpickling")
     p.add_argument("path", help="SB3 .zip, bundle folder or run directory")
@@ -321,13 +344,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
     try:
         return int(args.handler(args))
+    except KeyboardInterrupt as exc:
+        detail = str(exc) if isinstance(exc, RLTransferError) else "interrupted"
+        print(f"rltransfer: {detail}", file=sys.stderr)
+        return 130
     except RLTransferError as exc:
         message = str(exc).replace("\n", "\n  ")
         print(f"rltransfer: error: {message}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("rltransfer: interrupted", file=sys.stderr)
-        return 130
 
 
 if __name__ == "__main__":

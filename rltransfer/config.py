@@ -22,6 +22,7 @@ from typing import Annotated, Any, Literal, get_origin
 
 import yaml
 from pydantic import (
+    PrivateAttr,
     BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, ValidationError, field_validator, model_validator,
 )
 
@@ -30,11 +31,8 @@ from rltransfer.errors import ConfigError, ParameterBoundsError, ResourceLimitEr
 from rltransfer.limits import (
     MAX_LAYER_WIDTH, MAX_NESTING, MAX_NODES, MAX_YAML_BYTES, check_structure, clip_text, read_bytes, short_repr,
 )
+from rltransfer.sb3layout import ACTIVATION_NAMES, ALGOS, ON_POLICY, POLICIES, algo_class, constructor_params
 
-ALGOS = ("ppo", "a2c", "sac", "td3", "dqn")
-ON_POLICY = ("ppo", "a2c")
-POLICIES = ("MlpPolicy",)
-ACTIVATION_NAMES = ("ReLU", "Tanh", "ELU", "LeakyReLU", "GELU", "SiLU", "Sigmoid", "Softplus", "Identity")
 
 
 class Strict(BaseModel):
@@ -373,7 +371,21 @@ class EnvFamily(Strict):
         description="a name per observation feature (for name-based observation mappings)",
     )
     params: dict[str, ParamSpec] = Field(max_length=1000)
-    source: str = Field(default="", exclude=True)
+    _source: str = PrivateAttr(default="")
+
+    @property
+    def source(self) -> str:
+        """Where the family was read from (for messages; not part of its content or its equality)."""
+        return self._source
+
+    @source.setter
+    def source(self, value: str) -> None:
+        self._source = str(value)
+
+    def __eq__(self, other: object) -> bool:  # content equality: where it was read from does not count
+        return isinstance(other, EnvFamily) and self.model_dump() == other.model_dump()
+
+    __hash__ = None  # type: ignore[assignment]
 
     @field_validator("gym_id")
     @classmethod
@@ -632,8 +644,6 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 def check_algo_keys(spec: AgentSpec, source: str) -> None:
     """Reject hyperparameters that the chosen SB3 algorithm does not take."""
-    from rltransfer.algos import algo_class, constructor_params
-
     accepted = constructor_params(algo_class(spec.algo)) | {"action_noise_std"}
     for key in spec.hyperparams.for_sb3():
         if key not in accepted:

@@ -103,7 +103,24 @@ class CurriculumCallback(BaseCallback):
             self.logger.record(f"curriculum/{key}", value)
 
     def _on_training_start(self) -> None:
+        if self._resumed:  # stage, position and history came from a checkpoint; re-send the stage's values
+            self.training_env.env_method("set_params", self.curriculum.stages[self.stage].params, defer=True)
+            return
         self._enter(0)
+
+    _resumed = False
+
+    def state_dict(self) -> dict[str, Any]:
+        """Stage, where it started, the returns gathered in it, and the stages entered so far."""
+        return {"stage": self.stage, "stage_start": self.stage_start, "episode_returns": list(self.episode_returns),
+                "history": [list(h) for h in self.history]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.stage = int(state["stage"])
+        self.stage_start = int(state["stage_start"])
+        self.episode_returns = [float(r) for r in state.get("episode_returns", [])]
+        self.history = [(int(s), int(i)) for s, i in state.get("history", [])]
+        self._resumed = True
 
     def _gate_open(self) -> bool:
         gate = self.curriculum.stages[self.stage].until

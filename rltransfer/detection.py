@@ -52,7 +52,9 @@ import logging
 import math
 import warnings
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -365,8 +367,105 @@ class NegativeTransferCallback(BaseCallback):
                 self.on_evaluation(self.num_timesteps, parent.last_mean_reward)
         return not (self.alarm and self.action in ("stop", "fallback"))
 
+    @property
+    def stop_requested(self) -> bool:
+        """Whether the run should stop now (an alarm with action ``stop`` or ``fallback``)."""
+        return self.alarm and self.action in ("stop", "fallback")
+
     def steps_saved(self, budget: int) -> int:
         """Training steps not spent because the run stopped at the alarm (0 without an alarm)."""
         if self.alarm_step is None or self.action == "warn":
             return 0
         return max(0, int(budget) - int(self.alarm_step))
+
+
+# ------------------------------------------------------------------------------ benchmark arms' detector
+
+
+def reference_curves(run_dirs: Sequence[str | Path]) -> tuple[np.ndarray, np.ndarray]:
+    """Scratch curves as ``(steps (n,), returns (n_seeds, n))``, on the first run's evaluation steps."""
+    from rltransfer.training import EvalCurve
+
+    curves = [EvalCurve.load(Path(d)) for d in run_dirs]
+    steps = np.asarray(curves[0].steps, dtype=float)
+    rows = [np.interp(steps, np.asarray(c.steps, dtype=float), np.asarray(c.mean, dtype=float)) for c in curves]
+    return steps, np.vstack(rows)
+
+
+def _finite(x: float) -> float | None:
+    return float(x) if x is not None and math.isfinite(x) else None
+
+
+class DetectionHook:
+    """An evaluation hook (:class:`rltransfer.callbacks.EvalCallback`) that feeds each evaluation to a
+    :class:`NegativeTransferCallback` in the same logger dump as ``eval/*``, and keeps the run's
+    ``detection.json`` record (every evaluation's gap, probability and alarm; compute saved) up to date."""
+
+    def __init__(self, detector: NegativeTransferCallback, record_path: Path, budget: int,
+                 settings: dict) -> None:
+        self.detector = detector
+        self.record_path = Path(record_path)
+        self.budget = int(budget)
+        self.record: dict = {
+            "enabled": True, "action": detector.action, "budget": self.budget,
+            "reference_seeds": int(detector.comparator.n_seeds),
+            "settings": dict(settings), "alarm_step": None, "steps_saved": 0, "would_save": 0, "evaluations": [],
+        }
+        self._fed: list[tuple[int, float]] = []
+
+    def init_callback(self, model: object) -> None:
+        self.detector.init_callback(model)  # type: ignore[arg-type]
+        self.write()
+
+    @property
+    def stop_requested(self) -> bool:
+        return self.detector.stop_requested
+
+    def write(self) -> None:
+        from rltransfer.rundir import atomic_write_json
+
+        atomic_write_json(self.record_path, self.record)
+
+    def on_evaluation(self, step: int, mean_return: float) -> None:
+        last = self.detector.comparator.last_step
+        if last is not None and step <= last:
+            return  # the final evaluation of a run stopped at its alarm repeats nothing new
+        self._fed.append((int(step), float(mean_return)))
+        state = self.detector.on_evaluation(step, mean_return)
+        self.record["evaluations"].append({"step": state.step, "gap": _finite(state.gap),
+                                           "prob_worse": _finite(state.prob_worse), "worse": state.worse,
+                                           "alarm": state.alarm})
+        self.record["alarm_step"] = self.detector.alarm_step
+        if self.detector.alarm_step is not None:
+            self.record["would_save"] = max(0, self.budget - int(self.detector.alarm_step))
+            self.record["steps_saved"] = (self.detector.steps_saved(self.budget)
+                                          if self.detector.action == "stop" else 0)
+        self.write()
+
+    def state_dict(self) -> dict:
+        return {"fed": [list(x) for x in self._fed], "record": self.record}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Replay the evaluations fed before the checkpoint (the comparator is deterministic)."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NegativeTransferWarning)
+            for step, mean in state.get("fed", []):
+                self.detector.comparator.update(int(step), float(mean))
+                self._fed.append((int(step), float(mean)))
+        self.detector.alarm_step = self.detector.comparator.alarm_step
+        self.detector.alarm = self.detector.alarm_step is not None
+        self.record = dict(state.get("record", self.record))
+
+
+def detection_hook(spec: object, run_dir: Path) -> DetectionHook:
+    """The detection hook of a run spec with a ``detection`` slot (transfer arms of a benchmark)."""
+    det = spec.detection  # type: ignore[attr-defined]
+    settings = dict(det.settings)
+    ref_steps, ref_returns = reference_curves(det.reference)
+    comparator = CurveComparator(
+        ref_steps, ref_returns, min_evals=settings["min_evals"], margin=settings["margin"],
+        task_range=tuple(spec.env.family.return_range),  # type: ignore[attr-defined]
+        confidence=settings["confidence"], patience=settings["patience"], window=settings["window"],
+    )
+    detector = NegativeTransferCallback(comparator, action=settings["action"])
+    return DetectionHook(detector, Path(run_dir) / "detection.json", spec.steps, settings)  # type: ignore[attr-defined]

@@ -67,15 +67,18 @@ def make_env(
     wrappers: Sequence[WrapperSpec] = (),
     monitor: bool = True,
     render_mode: str | None = None,
+    worker_index: int = 0,
 ) -> gym.Env:
-    """One environment of a family with the given parameters (validated against the hard bounds)."""
+    """One environment of a family with the given parameters (validated against the hard bounds).
+
+    ``worker_index`` is the env's index in a vectorized set (recorded on its ``FamilyEnv``)."""
     adapter = get_adapter(family.adapter)
     for module in adapter.imports:
         importlib.import_module(module)  # registers the Gymnasium ids (e.g. PyBullet envs)
     kwargs = dict(family.make_kwargs)
     if render_mode is not None:
         kwargs["render_mode"] = render_mode
-    env: gym.Env = FamilyEnv(gym.make(family.gym_id, **kwargs), family, params)
+    env: gym.Env = FamilyEnv(gym.make(family.gym_id, **kwargs), family, params, worker_index=worker_index)
     if wrappers:
         from rltransfer.wrappers import make_wrapper
 
@@ -87,13 +90,14 @@ def make_env(
 
 
 def env_factory(
-    family: EnvFamily, params: dict[str, float] | None = None, wrappers: Sequence[WrapperSpec] = ()
+    family: EnvFamily, params: dict[str, float] | None = None, wrappers: Sequence[WrapperSpec] = (),
+    worker_index: int = 0,
 ) -> Callable[[], gym.Env]:
     """A picklable-enough thunk for vectorized envs (SubprocVecEnv pickles it with cloudpickle)."""
     wrappers = tuple(wrappers)
 
     def thunk() -> gym.Env:
-        return make_env(family, params, wrappers)
+        return make_env(family, params, wrappers, worker_index=worker_index)
 
     return thunk
 
@@ -107,7 +111,7 @@ def make_vec_env(
     wrappers: Sequence[WrapperSpec] = (),
 ) -> VecEnv:
     """``n_envs`` copies of a family env, seeded ``seed, seed+1, ...`` (as SB3's ``make_vec_env``)."""
-    fns = [env_factory(family, params, wrappers) for _ in range(n_envs)]
+    fns = [env_factory(family, params, wrappers, worker_index=i) for i in range(n_envs)]
     venv: VecEnv = SubprocVecEnv(fns) if vec_env == "subproc" and n_envs > 1 else DummyVecEnv(fns)
     venv.seed(seed)
     venv.action_space.seed(seed)

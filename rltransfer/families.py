@@ -14,17 +14,34 @@ from __future__ import annotations
 
 import math
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import gymnasium as gym
 import numpy as np
 
 from rltransfer.errors import ConfigError, unknown_name
 
-if TYPE_CHECKING:
-    from rltransfer.config import EnvFamily
+
+class EnvFamily(Protocol):
+    """What this module reads of an env family: :class:`rltransfer.config.EnvFamily` is one. (A protocol,
+    so that this module does not import :mod:`rltransfer.config`, which imports it to check adapters.)"""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def adapter(self) -> str: ...
+
+    @property
+    def source(self) -> str: ...
+
+    @property
+    def params(self) -> Mapping[str, Any]: ...
+
+    def resolve_params(self, overrides: dict[str, float] | None = None) -> dict[str, float]: ...
+
 
 Setter = Callable[[Any, float], None]
 Getter = Callable[[Any], float]
@@ -40,6 +57,10 @@ class Adapter:
         after_reset: apply after ``env.reset()`` (PyBullet: bodies exist only then, gravity is reset).
         prepare: called once on the unwrapped env after the first reset (record nominal masses etc.).
         imports: modules to import so the Gymnasium id is registered.
+        state_fields: the attributes of the *unwrapped* env that change while it runs (its physical state),
+            as ``(name, shape)``: ``shape`` for a float array (``None`` allowed before the first reset),
+            ``None`` for a scalar (``None``, int or float). With the env's ``np_random`` they make an exact
+            snapshot (:meth:`unwrapped_state`). ``None``: the env cannot be snapshot (PyBullet).
     """
 
     name: str
@@ -47,6 +68,61 @@ class Adapter:
     after_reset: bool = False
     prepare: Callable[[Any], None] | None = None
     imports: tuple[str, ...] = ()
+    state_fields: tuple[tuple[str, tuple[int, ...] | None], ...] | None = None
+
+    @property
+    def snapshotable(self) -> bool:
+        """Whether :meth:`unwrapped_state` can capture this family's env exactly."""
+        return self.state_fields is not None
+
+    def unwrapped_state(self, env: Any) -> dict[str, Any]:
+        """The physical state of the unwrapped ``env``: ``{field: value}`` for each of :attr:`state_fields`
+        (arrays copied, numpy scalars kept as such).
+
+        Raises:
+            TypeError: the family's env cannot be snapshot.
+        """
+        if self.state_fields is None:
+            raise TypeError(f"env adapter {self.name!r}: the simulator state cannot be snapshot")
+        out: dict[str, Any] = {}
+        for name, _shape in self.state_fields:
+            value = getattr(env, name, None)  # Pendulum and MountainCar set ``state`` at the first reset
+            out[name] = value.copy() if isinstance(value, np.ndarray) else value
+        return out
+
+    def restore_unwrapped_state(self, env: Any, state: dict[str, Any]) -> None:
+        """Set the fields :meth:`unwrapped_state` returned, after checking names, shapes and types.
+
+        Raises:
+            TypeError: the family's env cannot be snapshot.
+            ValueError: a field is missing, unknown, of the wrong shape or type.
+        """
+        if self.state_fields is None:
+            raise TypeError(f"env adapter {self.name!r}: the simulator state cannot be snapshot")
+        expected = {name for name, _ in self.state_fields}
+        if set(state) != expected:
+            raise ValueError(
+                f"env adapter {self.name!r}: state fields {sorted(state)} != expected {sorted(expected)}"
+            )
+        checked: dict[str, Any] = {}
+        for name, shape in self.state_fields:
+            value = state[name]  # names come from state_fields, never from the snapshot: set only those
+            if shape is not None and value is not None:
+                if not isinstance(value, np.ndarray) or value.shape != shape or value.dtype.kind != "f":
+                    got = (f"{value.dtype}{value.shape}" if isinstance(value, np.ndarray)
+                           else type(value).__name__)
+                    raise ValueError(
+                        f"env adapter {self.name!r}: {name} must be a float array of shape {shape}, got {got}"
+                    )
+                value = value.copy()
+            elif shape is None and value is not None and (
+                isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating))
+            ):
+                raise ValueError(f"env adapter {self.name!r}: {name} must be a number or None, "
+                                 f"got {type(value).__name__}")
+            checked[name] = value
+        for name, value in checked.items():
+            setattr(env, name, value)
 
 
 def _attr(attr: str) -> tuple[Setter, Getter]:
@@ -86,14 +162,16 @@ CARTPOLE = Adapter(
         "gravity": _attr("gravity"),
         "force_mag": _attr("force_mag"),
     },
+    state_fields=(("state", (4,)), ("steps_beyond_terminated", None)),
 )
 
 PENDULUM = Adapter(
     "pendulum",
     {"mass": _attr("m"), "length": _attr("l"), "gravity": _attr("g"), "max_torque": _attr("max_torque")},
+    state_fields=(("state", (2,)), ("last_u", None)),
 )
 
-MOUNTAINCAR = Adapter("mountaincar", {"power": _attr("power")})
+MOUNTAINCAR = Adapter("mountaincar", {"power": _attr("power")}, state_fields=(("state", (2,)),))
 
 
 def _acrobot_length(index: int) -> tuple[Setter, Getter]:
@@ -112,6 +190,7 @@ ACROBOT = Adapter(
         "link_mass_1": _attr("LINK_MASS_1"),
         "link_mass_2": _attr("LINK_MASS_2"),
     },
+    state_fields=(("state", (4,)),),
 )
 
 # ----------------------------------------------------------------------------------------------- PyBullet
@@ -270,12 +349,16 @@ class FamilyEnv(gym.Wrapper, gym.utils.RecordConstructorArgs):
 
     ``set_params`` validates against the family's hard bounds; values take effect immediately where the
     simulator allows it, and in any case from the next ``reset`` on. ``get_params`` reads the simulator.
-    The current values are also reported in ``info["env_params"]`` at reset.
+    The current values are reported in ``info["env_params"]`` at reset and in the ``info`` of the step
+    that ends each episode (so that what an episode ran with reaches the learner, across processes).
+    ``worker_index`` is this env's index in its vectorized set (seeds per-worker samplers).
     """
 
-    def __init__(self, env: gym.Env, family: EnvFamily, params: dict[str, float] | None = None) -> None:
-        gym.utils.RecordConstructorArgs.__init__(self, family=family, params=params)
+    def __init__(self, env: gym.Env, family: EnvFamily, params: dict[str, float] | None = None,
+                 worker_index: int = 0) -> None:
+        gym.utils.RecordConstructorArgs.__init__(self, family=family, params=params, worker_index=worker_index)
         gym.Wrapper.__init__(self, env)
+        self.worker_index = int(worker_index)
         self.family = family
         self.adapter = get_adapter(family.adapter)
         self._values = family.resolve_params(params)
@@ -325,7 +408,48 @@ class FamilyEnv(gym.Wrapper, gym.utils.RecordConstructorArgs):
             self._loaded = True
             self._apply()
         info["env_params"] = dict(self._values)
+        self._episode_params = dict(self._values)
         return obs, info
+
+    def step(self, action: Any) -> tuple[Any, Any, bool, bool, dict[str, Any]]:
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        if terminated or truncated:
+            info["env_params"] = dict(getattr(self, "_episode_params", self._values))
+        return obs, reward, terminated, truncated, info
+
+    def snapshot_state(self) -> dict[str, Any]:
+        """What this wrapper holds while running: the values in force, the values the simulator was last
+        given (``applied``; ``None`` before the parameters were loaded), and the current episode's values.
+        Values set with ``defer`` are the difference between ``values`` and ``applied``."""
+        applied = None
+        if self._loaded and self.adapter.snapshotable:
+            applied = {k: self.adapter.params[k][1](self.env.unwrapped) for k in self.family.params}
+        episode = getattr(self, "_episode_params", None)
+        return {"values": dict(self._values), "applied": applied, "loaded": bool(self._loaded),
+                "episode_params": dict(episode) if episode is not None else None}
+
+    def restore_state(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`snapshot_state`: the simulator gets ``applied`` (verified), then ``values`` are
+        set as pending (deferred to the next reset). For families that cannot be snapshot (PyBullet) only
+        ``values`` are kept; they take effect at the next reset.
+
+        Raises:
+            ConfigError: unknown parameters or values outside the hard bounds.
+            ValueError: a malformed state.
+        """
+        if not isinstance(state, dict) or set(state) != {"values", "applied", "loaded", "episode_params"}:
+            raise ValueError(f"FamilyEnv state must have keys values, applied, loaded, episode_params; got "
+                             f"{sorted(state) if isinstance(state, dict) else type(state).__name__}")
+        values = self.family.resolve_params(state["values"])
+        episode = state["episode_params"]
+        episode = self.family.resolve_params(episode) if episode is not None else None
+        if state["applied"] is not None and self.adapter.snapshotable:
+            self._values = self.family.resolve_params(state["applied"])
+            self._apply()
+            self._loaded = True
+        self._values = values
+        if episode is not None:
+            self._episode_params = episode
 
 
 def family_env(env: gym.Env) -> FamilyEnv:

@@ -8,8 +8,8 @@ from typing import Any
 from rltransfer.bundle import MANIFEST_FILE, MODEL_FILE, family_from_manifest, read_manifest, verify_files
 from rltransfer.errors import BundleError
 from rltransfer.evaluation import describe_space
+from rltransfer.sb3layout import role_text, tensor_roles
 from rltransfer.sb3zip import read_sb3_zip
-from rltransfer.transfer import _role_text, tensor_roles
 
 
 def inspect_source(path: str | Path) -> dict[str, Any]:
@@ -39,7 +39,7 @@ def inspect_source(path: str | Path) -> dict[str, Any]:
         "action_space": describe_space(archive.action_space), "policy_kwargs": archive.policy_kwargs,
         "hyperparams": archive.hyperparams, "num_timesteps": archive.num_timesteps,
         "tensors": [{"name": k, "shape": list(v.shape), "dtype": str(v.dtype).replace("torch.", ""),
-                     "role": _role_text(roles[k])} for k, v in sd.items()],
+                     "role": role_text(roles[k])} for k, v in sd.items()],
         "parameters": int(sum(v.numel() for v in sd.values())),
         "notes": list(archive.notes),
     }

@@ -1,7 +1,7 @@
 """Benchmark reports: ``report.md``, ``report.json``, CSV files, PNG plots and TensorBoard summaries.
 
 :func:`write_report` re-renders everything from the runs stored in a benchmark folder (through
-:func:`rltransfer.benchmark.analyze`), so it works on a finished or a partially finished benchmark and
+:func:`rltransfer.analysis.analyze`), so it works on a finished or a partially finished benchmark and
 never trains anything. Plotting uses ``matplotlib.figure.Figure`` objects with the Agg canvas (no pyplot,
 no global backend switch).
 """
@@ -18,8 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from rltransfer.benchmark import METRICS, SCRATCH, Analysis, ArmResult, RunRecord, analyze
+from rltransfer.analysis import METRICS, Analysis, ArmResult, RunRecord, analyze
 from rltransfer.rundir import atomic_write_json, atomic_write_text
+from rltransfer.suite import SCRATCH
 
 __all__ = ["markdown_report", "plot_curves", "plot_intervals", "plot_poi", "write_report"]
 
@@ -42,7 +43,7 @@ def write_report(out: str | Path) -> Analysis:
     ``tb_summary/<pair>/`` (TensorBoard text summary and hparams per pair).
 
     Returns:
-        The :class:`~rltransfer.benchmark.Analysis` that was rendered.
+        The :class:`~rltransfer.analysis.Analysis` that was rendered.
     """
     out = Path(out)
     analysis = analyze(out)

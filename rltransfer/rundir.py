@@ -9,7 +9,7 @@ Layout (see README)::
       eval.csv, eval.npz  evaluation curve: step, mean, std, n episodes (+ every return)
       policy/             the policy bundle
       transfer_plan.json  (transfer runs)
-      status.json         pending | running | done | failed (+ error), written atomically, last
+      status.json         pending | running | done | failed (+ error) | interrupted, written atomically, last
 
 ``status.json`` also says who owns a run: the writing process's ``pid``, its start time in clock ticks
 (``pid_start``, from ``/proc/<pid>/stat``, to tell a reused pid apart), ``host``, the run's ``started``
@@ -22,6 +22,7 @@ Everything written here is strict JSON (``NaN`` and infinities become ``null``).
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import platform
@@ -37,7 +38,13 @@ from typing import Any
 import numpy as np
 import yaml
 
-STATUSES = ("pending", "running", "done", "failed")
+from rltransfer.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+#: ``interrupted``: stopped on purpose (signal, Ctrl-C) after its last checkpoint; resumable, and for a new
+#: run as reusable as ``failed`` (:func:`run_state` reports it as ``"failed"``).
+STATUSES = ("pending", "running", "done", "failed", "interrupted")
 
 #: A pending/running status whose heartbeat is older than this (seconds) is dead, whatever its pid says
 #: (the only test that works across hosts). Training refreshes it every :data:`HEARTBEAT_INTERVAL` s.
@@ -204,12 +211,14 @@ def run_state(run_dir: Path, timeout: float = HEARTBEAT_TIMEOUT) -> str:
     """What a run directory holds, for deciding whether a new run may take it over.
 
     Returns:
-        ``"missing"`` (no status), ``"done"``, ``"failed"``, ``"alive"`` (pending/running and its owner
+        ``"missing"`` (no status), ``"done"``, ``"failed"`` (also for ``interrupted``), ``"alive"`` (pending/running and its owner
         is alive), or ``"dead"`` (pending/running whose owner is gone or silent for more than ``timeout``
         seconds, or without an owner pid, or a status that cannot be read).
     """
     data = read_status(run_dir)
     status = data.get("status")
+    if status == "interrupted":  # stopped on purpose: a new run may replace it, ``resume`` may continue it
+        return "failed"
     if status in ("missing", "done", "failed"):
         return str(status)
     if status not in ("pending", "running"):
@@ -258,10 +267,12 @@ MAX_NPZ_BYTES = 64 * 2**20
 MAX_NPZ_ELEMENTS = 2**24
 
 
-def read_npz(path: Path, max_elements: int = MAX_NPZ_ELEMENTS) -> dict[str, np.ndarray]:
+def read_npz(
+    path: Path, max_elements: int = MAX_NPZ_ELEMENTS, max_bytes: int = MAX_NPZ_BYTES, max_members: int = 64
+) -> dict[str, np.ndarray]:
     """Read a ``.npz`` of plain numeric arrays within a budget (stored runs are untrusted input).
 
-    The file is read whole within :data:`MAX_NPZ_BYTES`; each member's header is checked (numeric dtype,
+    The file is read whole within ``max_bytes`` (default :data:`MAX_NPZ_BYTES`); each member's header is checked (numeric dtype,
     at most ``max_elements`` elements) before its data is read, and members are inflated while counting.
     Pickled (object) arrays are refused.
 
@@ -276,11 +287,11 @@ def read_npz(path: Path, max_elements: int = MAX_NPZ_ELEMENTS) -> dict[str, np.n
 
     path = Path(path)
     try:
-        raw = read_bytes(path, MAX_NPZ_BYTES, "stored evaluation record")
+        raw = read_bytes(path, max_bytes, "stored evaluation record")
         out: dict[str, np.ndarray] = {}
         with zipfile.ZipFile(io.BytesIO(raw)) as archive:
-            if len(archive.infolist()) > 64:
-                raise ResourceLimitError(f"{path}: more than 64 arrays")
+            if len(archive.infolist()) > max_members:
+                raise ResourceLimitError(f"{path}: more than {max_members} arrays")
             for info in archive.infolist():
                 with archive.open(info) as fh:
                     version = np.lib.format.read_magic(fh)
@@ -330,3 +341,55 @@ def read_json(path: Path, what: str = "stored record") -> Any:
         raise BundleError(f"{path}: {what} is not valid JSON ({exc})") from None
     check_structure(data, str(path))
     return data
+
+
+def check_run_dir(run_dir: Path) -> str:
+    """Refuse a run directory that holds a finished or a live run (nothing is created or changed).
+
+    Returns:
+        Its :func:`run_state`.
+
+    Raises:
+        ConfigError: a finished run (or a bundle without any status), or a live one.
+    """
+    run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"run directory {run_dir} exists and is not a directory")
+    state = run_state(run_dir)
+    if state == "done" or (state == "missing" and (run_dir / "policy").exists()):
+        raise ConfigError(f"run directory {run_dir} already holds a finished run; choose another --name or --out")
+    if state == "alive":
+        data = read_status(run_dir)
+        raise ConfigError(
+            f"run directory {run_dir} is in use by a live run (pid {data.get('pid')} on host "
+            f"{data.get('host')!r}, status {data.get('status')}); choose another --name or --out, or stop it"
+        )
+    return state
+
+
+def claim_run_dir(run_dir: Path) -> None:
+    """Make ``run_dir`` ready for a new run, or refuse.
+
+    * finished (status done): refused, as is a folder holding a bundle without any status;
+    * alive (pending/running, owner process alive): refused, naming the pid and host;
+    * dead (owner gone or heartbeat stale) or failed: its contents are removed (logged) and reused;
+    * no status: created if needed; temporaries a crashed writer left (``.policy.tmp-*`` ...) are removed.
+
+    Raises:
+        ConfigError: the directory holds a finished or a live run.
+    """
+    run_dir = Path(run_dir)
+    state = check_run_dir(run_dir)
+    if state in ("dead", "failed", "interrupted"):
+        logger.warning("run directory %s holds a %s run (status %s); replacing it", run_dir, state,
+                       read_status(run_dir).get("status"))
+        for child in list(run_dir.iterdir()):
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child)
+            else:
+                child.unlink()
+    else:
+        removed = clean_residue(run_dir)
+        if removed:
+            logger.warning("removed %d temporary file(s) left in %s by an interrupted run", len(removed), run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)

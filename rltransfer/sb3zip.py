@@ -9,8 +9,9 @@ and hyperparameters are rebuilt from the readable fields alone, and tensors are 
 ``torch.load(..., weights_only=True)``.
 
 It also holds the small JSON forms of gymnasium spaces (:func:`space_to_json`,
-:func:`space_from_json`) and the allowlist of activation functions (:data:`ACTIVATIONS`) that other
-modules use when they write or read policies.
+:func:`space_from_json`) and the checks of network architectures. What SB3 names and how it lays out a
+state dict (algorithms, activation allowlist, layer patterns) lives in :mod:`rltransfer.sb3layout`;
+:data:`ACTIVATIONS` and :data:`ALGOS` are re-exported here.
 """
 
 from __future__ import annotations
@@ -32,9 +33,10 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
-from rltransfer import limits
+from rltransfer import limits, sb3layout
 from rltransfer.errors import BundleError, ConfigError, ResourceLimitError, unknown_name
 from rltransfer.limits import short_repr
+from rltransfer.sb3layout import infer_net_arch, split_shared_layers
 
 __all__ = [
     "ACTIVATIONS",
@@ -51,29 +53,12 @@ __all__ = [
     "space_to_json",
 ]
 
-#: Algorithms whose zips :func:`read_sb3_zip` understands.
-ALGOS: tuple[str, ...] = ("ppo", "a2c", "sac", "td3", "dqn")
+#: Algorithms whose zips :func:`read_sb3_zip` understands (re-exported from :mod:`rltransfer.sb3layout`).
+ALGOS = sb3layout.ALGOS
 #: Algorithms built on SB3's ``ActorCriticPolicy`` (net_arch is ``dict(pi=..., vf=...)``).
-ON_POLICY_ALGOS: frozenset[str] = frozenset({"ppo", "a2c"})
-
-#: Activation functions a policy may name. Anything else is refused rather than imported.
-ACTIVATIONS: dict[str, type[torch.nn.Module]] = {
-    "ReLU": torch.nn.ReLU,
-    "Tanh": torch.nn.Tanh,
-    "ELU": torch.nn.ELU,
-    "LeakyReLU": torch.nn.LeakyReLU,
-    "GELU": torch.nn.GELU,
-    "SiLU": torch.nn.SiLU,
-    "Sigmoid": torch.nn.Sigmoid,
-    "Softplus": torch.nn.Softplus,
-    "Identity": torch.nn.Identity,
-}
-
-# Algorithms whose constructors take ``use_sde``.
-_SDE_ALGOS = frozenset({"ppo", "a2c", "sac"})
-
-# SB3's default activation when ``policy_kwargs`` does not name one.
-_DEFAULT_ACTIVATION = {"ppo": "Tanh", "a2c": "Tanh", "sac": "ReLU", "td3": "ReLU", "dqn": "ReLU"}
+ON_POLICY_ALGOS: frozenset[str] = frozenset(sb3layout.ON_POLICY)
+#: Activation functions a policy may name (:func:`rltransfer.sb3layout.activation_classes`).
+ACTIVATIONS: dict[str, type[torch.nn.Module]] = sb3layout.activation_classes()
 
 #: Largest absolute value a floating-point weight may have. Trained policies stay many orders of
 #: magnitude below it (RL Zoo agents: under 100); values such as 3e38 only make later arithmetic
@@ -261,7 +246,7 @@ class SB3Archive:
         ``policy_kwargs`` and, for algorithms with gSDE support (PPO, A2C, SAC), ``use_sde``.
         """
         kwargs: dict[str, Any] = {"policy_kwargs": self.sb3_policy_kwargs()}
-        if self.algo in _SDE_ALGOS:
+        if self.algo in sb3layout.SDE_ALGOS:
             kwargs["use_sde"] = bool(self.policy_kwargs.get("use_sde", False))
         return kwargs
 
@@ -403,7 +388,8 @@ def convert_net_arch(
     ``[dict(pi=..., vf=...)]`` (SB3 < 1.8) is unwrapped, ``[64, 64]`` becomes the same layers for both
     heads, and ``[64, dict(pi=[32], vf=[16])]`` (shared layers, removed in SB3 1.8) becomes
     ``{"pi": [64, 32], "vf": [64, 16]}`` (the shared weights are duplicated, see
-    :func:`_split_shared_layers`). Off-policy architectures stay a list or ``{"pi": ..., "qf": ...}``.
+    :func:`rltransfer.sb3layout.split_shared_layers`). Off-policy architectures stay a list or
+    ``{"pi": ..., "qf": ...}``.
 
     Args:
         net_arch: the architecture as read.
@@ -443,84 +429,6 @@ def convert_net_arch(
             "qf": _int_list(net_arch.get("qf", []), f"{where}['qf']"),
         }
     return _int_list(net_arch, where)
-
-
-def _layer_sizes(state_dict: Mapping[str, torch.Tensor], prefix: str) -> list[int]:
-    """Output sizes of ``{prefix}{i}.weight`` for i in index order (the Linear layers of a Sequential)."""
-    pattern = re.compile(re.escape(prefix) + r"(\d+)\.weight$")
-    found = []
-    for key, tensor in state_dict.items():
-        match = pattern.match(key)
-        if match and tensor.ndim == 2:
-            found.append((int(match.group(1)), int(tensor.shape[0])))
-    return [size for _, size in sorted(found)]
-
-
-def _infer_net_arch(
-    state_dict: Mapping[str, torch.Tensor], algo: str
-) -> list[int] | dict[str, list[int]] | None:
-    """Infer an MLP ``net_arch`` from tensor shapes, or ``None`` if the keys are not the MLP layout."""
-    if algo in ON_POLICY_ALGOS:
-        if (
-            not any(k.startswith("mlp_extractor.") for k in state_dict)
-            or "action_net.weight" not in state_dict
-        ):
-            return None
-        return {
-            "pi": _layer_sizes(state_dict, "mlp_extractor.policy_net."),
-            "vf": _layer_sizes(state_dict, "mlp_extractor.value_net."),
-        }
-    if algo == "dqn":
-        sizes = _layer_sizes(state_dict, "q_net.q_net.")
-        return sizes[:-1] if sizes else None
-    qf = _layer_sizes(state_dict, "critic.qf0.")
-    if not qf:
-        return None
-    if algo == "sac":
-        if "actor.latent_pi.0.weight" not in state_dict and not any(
-            k.startswith("actor.mu") for k in state_dict
-        ):
-            return None
-        pi = _layer_sizes(state_dict, "actor.latent_pi.")
-    else:  # td3: actor.mu is the whole MLP, the last Linear maps to the action
-        pi = _layer_sizes(state_dict, "actor.mu.")[:-1]
-    qf = qf[:-1]
-    return list(pi) if pi == qf else {"pi": pi, "qf": qf}
-
-
-def _split_shared_layers(state_dict: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], int]:
-    """Turn an SB3 < 1.8 ``mlp_extractor.shared_net`` into separate policy and value layers.
-
-    SB3 1.8 removed layers shared by the policy and value heads. A shared trunk ``f`` followed by
-    heads ``g`` (policy) and ``h`` (value) computes exactly what two separate networks ``g(f(x))``
-    and ``h(f'(x))`` compute when ``f'`` is a copy of ``f``, so the shared weights are copied into
-    both ``policy_net`` and ``value_net`` and the head layers are moved up by two Sequential indices
-    per shared layer (each Linear is followed by its activation).
-
-    Returns:
-        The converted state dict and the number of shared Linear layers (0 if there were none).
-    """
-    shared_prefix = "mlp_extractor.shared_net."
-    shared_keys = [k for k in state_dict if k.startswith(shared_prefix)]
-    if not shared_keys:
-        return state_dict, 0
-    n_shared = len(_layer_sizes(state_dict, shared_prefix))
-    offset = 2 * n_shared
-    head_key = re.compile(r"^mlp_extractor\.(policy_net|value_net)\.(\d+)\.(.+)$")
-    out: dict[str, torch.Tensor] = {}
-    for key, tensor in state_dict.items():
-        if key.startswith(shared_prefix):
-            rest = key[len(shared_prefix) :]
-            out[f"mlp_extractor.policy_net.{rest}"] = tensor.clone()
-            out[f"mlp_extractor.value_net.{rest}"] = tensor.clone()
-            continue
-        match = head_key.match(key)
-        if match:
-            net, index, rest = match.groups()
-            out[f"mlp_extractor.{net}.{int(index) + offset}.{rest}"] = tensor
-        else:
-            out[key] = tensor
-    return out, n_shared
 
 
 # --------------------------------------------------------------------------------------------------
@@ -1300,7 +1208,7 @@ def _infer_algo(module: str, name: str, data: Mapping[str, Any]) -> str | None:
 
 
 def _default_policy_name(algo: str) -> str:
-    return {"sac": "SACPolicy", "td3": "TD3Policy", "dqn": "DQNPolicy"}.get(algo, "ActorCriticPolicy")
+    return sb3layout.POLICY_CLASS.get(algo, "ActorCriticPolicy")
 
 
 def _parse_version(version: str | None) -> tuple[int, int] | None:
@@ -1536,7 +1444,7 @@ def read_sb3_zip(path: str | Path, algo: str | None = None) -> SB3Archive:
     on_policy = algo_name in ON_POLICY_ALGOS
     policy_kwargs, raw_net_arch = _read_policy_kwargs(data.get("policy_kwargs"), notes, dropped)
     if on_policy:
-        state_dict, n_shared = _split_shared_layers(state_dict)
+        state_dict, n_shared = split_shared_layers(state_dict)
         if n_shared:
             notes.append(
                 f"{n_shared} layer(s) shared by policy and value nets (removed in SB3 1.8) were copied "
@@ -1558,7 +1466,7 @@ def read_sb3_zip(path: str | Path, algo: str | None = None) -> SB3Archive:
         )
         if net_arch != raw_net_arch:
             notes.append(f"net_arch {short_repr(raw_net_arch)} converted to today's format {short_repr(net_arch)}")
-    shape_arch = _infer_net_arch(state_dict, algo_name)
+    shape_arch = infer_net_arch(state_dict, algo_name)
     if net_arch is None and shape_arch is not None:
         net_arch = shape_arch
         notes.append(f"net_arch not readable; inferred {short_repr(shape_arch)} from tensor shapes in policy.pth")
@@ -1578,15 +1486,16 @@ def read_sb3_zip(path: str | Path, algo: str | None = None) -> SB3Archive:
             copies=1 if on_policy else 2,
         )
         policy_kwargs["net_arch"] = net_arch
-    if algo_name in _SDE_ALGOS and "use_sde" not in policy_kwargs and isinstance(data.get("use_sde"), bool):
-        policy_kwargs["use_sde"] = data["use_sde"]  # on-policy SB3 keeps it beside, not in, policy_kwargs
+    use_sde = data.get("use_sde")
+    if algo_name in sb3layout.SDE_ALGOS and "use_sde" not in policy_kwargs and isinstance(use_sde, bool):
+        policy_kwargs["use_sde"] = use_sde  # on-policy SB3 keeps it beside, not in, policy_kwargs
     if "activation_fn" not in policy_kwargs:
-        policy_kwargs["activation_fn"] = _DEFAULT_ACTIVATION[algo_name]
+        policy_kwargs["activation_fn"] = sb3layout.DEFAULT_ACTIVATION[algo_name]
         notes.append(
             f"activation_fn not recorded; using SB3's default for {algo_name}: {policy_kwargs['activation_fn']}"
         )
-    if algo_name in ("sac", "td3") and "n_critics" not in policy_kwargs:
-        n_critics = len({k.split(".")[1] for k in state_dict if re.match(r"critic\.qf\d+\.", k)})
+    if algo_name in sb3layout.CONTINUOUS_ONLY and "n_critics" not in policy_kwargs:
+        n_critics = sb3layout.count_critics(state_dict)
         if n_critics and n_critics != 2:
             policy_kwargs["n_critics"] = n_critics
             notes.append(f"n_critics={n_critics} inferred from policy.pth")

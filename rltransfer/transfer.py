@@ -1,10 +1,12 @@
 """Weight transfer: from a saved policy (an rltransfer bundle or any SB3 zip) into an agent for a target env.
 
-The flow (see :func:`transfer`): load the source without unpickling; build the target agent (the target's
-hyperparameters and schedules, the source's architecture, a fresh optimizer, ``num_timesteps`` 0); compute
-a :class:`TransferPlan` that says for every tensor of the target policy whether it is copied, sliced,
-padded, re-initialized or left at its initialization, and why; apply it; then apply the strategy
-(freezing, per-layer learning rates, L2-SP, kickstarting) and train.
+The flow: :func:`transfer_spec` loads the source without unpickling and resolves the target agent (the
+target's hyperparameters and schedules, the source's architecture, a fresh optimizer, ``num_timesteps`` 0)
+into a run spec; when the run is assembled (:func:`assemble_transfer`, called by
+:func:`rltransfer.pipeline.execute`) a :class:`TransferPlan` says for every tensor of the target policy
+whether it is copied, sliced, padded, re-initialized or left at its initialization, and why; it is
+applied, then the strategy (freezing, per-layer learning rates, L2-SP, kickstarting). The public
+``transfer()`` is :func:`rltransfer.pipeline.transfer`.
 
 Shape-aware rules:
 
@@ -40,22 +42,12 @@ from rltransfer.environments import WrapperSpec, family_for_gym_id, make_vec_env
 from rltransfer.errors import ConfigError, IncompatibleSpacesError, TransferError, unknown_name
 from rltransfer.normalization import NormalizationStats
 from rltransfer.rundir import atomic_write_json, command_line, write_config, write_status
-from rltransfer.training import (
-    EvalListener,
-    RunResult,
-    TrainSetup,
-    build_model,
-    make_eval_env,
-    prepare_run,
-    resolved_config,
-    run_learning,
-)
+from rltransfer.sb3layout import HEADS, ON_POLICY, POLICY_CLASS, Role, tensor_roles
+from rltransfer.sb3layout import online_twin as _online_twin, role_text as _role_text
+from rltransfer.spec import RunSpec
+from rltransfer.training import RunResult, build_model
 
-ON_POLICY = ("ppo", "a2c")
-HEADS = ("policy", "value", "critic", "q")
 COMPATIBLE = {frozenset({"ppo", "a2c"})}
-POLICY_FAMILY = {"ppo": "ActorCriticPolicy", "a2c": "ActorCriticPolicy", "sac": "SACPolicy", "td3": "TD3Policy",
-                 "dqn": "DQNPolicy"}
 
 # ------------------------------------------------------------------------------------------- strategies
 
@@ -105,118 +97,6 @@ def parse_strategy(name: str, options: dict[str, Any] | None = None) -> Strategy
     if name == "reinit_heads" and not spec.heads:
         spec.heads = ["policy", "value", "critic", "q"]
     return spec.check()
-
-
-# -------------------------------------------------------------------------------------------- tensor roles
-
-
-@dataclass(frozen=True)
-class Role:
-    """What a tensor of an SB3 policy is, for shape-aware copying and strategies.
-
-    Attributes:
-        network: the branch it belongs to (``pi``, ``vf``, ``qf0``, ``q``, ...).
-        depth: index of its layer within the branch (0 = first), or -1 for heads/unknown.
-        head: ``policy``/``value``/``critic``/``q`` for output layers, else None.
-        input: ``obs`` or ``obs+act`` when dimension 1 of this weight reads the observation (and action).
-        output_axis: axis indexed by action (rows of the policy head, columns of gSDE ``log_std``), or None.
-        target_net: a target network (synced from its online twin after transfer).
-    """
-
-    network: str
-    depth: int = -1
-    head: str | None = None
-    input: str | None = None
-    output_axis: int | None = None
-    target_net: bool = False
-
-    @property
-    def feature(self) -> bool:
-        return self.head is None and self.depth >= 0
-
-
-def _seq_index(keys: Sequence[str], prefix: str) -> list[int]:
-    pattern = re.compile(re.escape(prefix) + r"\.(\d+)\.weight$")
-    return sorted({int(m.group(1)) for k in keys if (m := pattern.match(k))})
-
-
-def tensor_roles(algo: str, keys: Sequence[str], shapes: dict[str, tuple[int, ...]]) -> dict[str, Role]:
-    """Roles of every tensor of an SB3 policy state dict (SB3 >= 1.8 naming)."""
-    roles: dict[str, Role] = {}
-    for key in keys:
-        roles[key] = _role(algo, key, keys, shapes)
-    return roles
-
-
-def _role(algo: str, key: str, keys: Sequence[str], shapes: dict[str, tuple[int, ...]]) -> Role:
-    is_weight = key.endswith(".weight")
-    if algo in ON_POLICY:
-        m = re.match(r"^mlp_extractor\.(policy_net|value_net|shared_net)\.(\d+)\.(weight|bias)$", key)
-        if m:
-            layers = _seq_index(keys, f"mlp_extractor.{m.group(1)}")
-            depth = layers.index(int(m.group(2)))
-            net = {"policy_net": "pi", "value_net": "vf", "shared_net": "shared"}[m.group(1)]
-            return Role(net, depth, input="obs" if depth == 0 and is_weight else None)
-        if key.startswith("action_net."):
-            no_hidden = not _seq_index(keys, "mlp_extractor.policy_net")
-            return Role("pi", head="policy", output_axis=0, input="obs" if no_hidden and is_weight else None)
-        if key.startswith("value_net."):
-            no_hidden = not _seq_index(keys, "mlp_extractor.value_net")
-            return Role("vf", head="value", input="obs" if no_hidden and is_weight else None)
-        if key == "log_std":
-            return Role("pi", head="policy", output_axis=0 if len(shapes[key]) == 1 else 1)
-        return Role("other")
-    if algo in ("sac", "td3"):
-        m = re.match(r"^(critic|critic_target)\.qf(\d+)\.(\d+)\.(weight|bias)$", key)
-        if m:
-            layers = _seq_index(keys, f"{m.group(1)}.qf{m.group(2)}")
-            idx = int(m.group(3))
-            depth = layers.index(idx)
-            last = idx == layers[-1]
-            return Role(
-                f"qf{m.group(2)}", depth, head="critic" if last else None,
-                input="obs+act" if depth == 0 and is_weight else None, target_net=m.group(1) == "critic_target",
-            )
-    if algo == "sac":
-        m = re.match(r"^actor\.latent_pi\.(\d+)\.(weight|bias)$", key)
-        if m:
-            depth = _seq_index(keys, "actor.latent_pi").index(int(m.group(1)))
-            return Role("pi", depth, input="obs" if depth == 0 and is_weight else None)
-        no_hidden = not _seq_index(keys, "actor.latent_pi")
-        if re.match(r"^actor\.mu(\.0)?\.(weight|bias)$", key):
-            return Role("pi", head="policy", output_axis=0, input="obs" if no_hidden and is_weight else None)
-        if key.startswith("actor.log_std"):
-            if key == "actor.log_std":  # gSDE: (latent, action)
-                return Role("pi", head="policy", output_axis=1)
-            return Role("pi", head="policy", output_axis=0, input="obs" if no_hidden and is_weight else None)
-    if algo == "td3":
-        m = re.match(r"^(actor|actor_target)\.mu\.(\d+)\.(weight|bias)$", key)
-        if m:
-            layers = _seq_index(keys, f"{m.group(1)}.mu")
-            idx = int(m.group(2))
-            depth = layers.index(idx)
-            last = idx == layers[-1]
-            return Role(
-                "pi", depth, head="policy" if last else None, input="obs" if depth == 0 and is_weight else None,
-                output_axis=0 if last else None, target_net=m.group(1) == "actor_target",
-            )
-    if algo == "dqn":
-        m = re.match(r"^(q_net|q_net_target)\.q_net\.(\d+)\.(weight|bias)$", key)
-        if m:
-            layers = _seq_index(keys, f"{m.group(1)}.q_net")
-            idx = int(m.group(2))
-            depth = layers.index(idx)
-            last = idx == layers[-1]
-            return Role(
-                "q", depth, head="q" if last else None, input="obs" if depth == 0 and is_weight else None,
-                output_axis=0 if last else None, target_net=m.group(1) == "q_net_target",
-            )
-    return Role("other")
-
-
-def _online_twin(key: str) -> str:
-    return key.replace("critic_target.", "critic.").replace("actor_target.", "actor.").replace(
-        "q_net_target.", "q_net.")
 
 
 # ------------------------------------------------------------------------------------------ space mapping
@@ -410,6 +290,12 @@ class TransferPlan:
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "summary": self.summary()}
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TransferPlan:
+        """Read back :meth:`to_dict` (``transfer_plan.json``)."""
+        fields = {k: v for k, v in data.items() if k not in ("summary", "tensors")}
+        return cls(**fields, tensors=[TensorPlan(**t) for t in data.get("tensors", [])])
+
     def markdown(self) -> str:
         lines = [
             f"**{self.source}** ({self.source_algo}) -> {self.target_algo}, strategy `{self.strategy['name']}`",
@@ -514,16 +400,6 @@ def plan_tensor(
     return plan, value
 
 
-def _role_text(role: Role) -> str:
-    if role.target_net:
-        return f"target network ({role.network})"
-    if role.head:
-        return f"{role.head} head"
-    if role.depth >= 0:
-        return f"{role.network} layer {role.depth}"
-    return role.network
-
-
 def compute_plan(
     source: LoadedPolicy, target: BaseAlgorithm, target_algo: str, strategy: StrategySpec,
     obs_map: Sequence[ObsMapEntry] | str | None = None, action_map: Sequence[int | None] | None = None,
@@ -571,7 +447,7 @@ def compute_plan(
     if unused:
         plan.notes.append(f"source tensors with no target counterpart (skipped): {unused}")
     if source.algo != target_algo:
-        plan.notes.append(f"{source.algo} -> {target_algo}: same policy class ({POLICY_FAMILY[target_algo]})")
+        plan.notes.append(f"{source.algo} -> {target_algo}: same policy class ({POLICY_CLASS[target_algo]})")
     plan.notes.append("source optimizer state not carried over; target hyperparameters and schedules apply; "
                       "num_timesteps starts at 0")
     _apply_strategy_marks(plan, roles, strategy)
@@ -600,7 +476,7 @@ def check_algorithms(source: str, target: str) -> None:
         return
     raise TransferError(
         f"cannot transfer {source.upper()} -> {target.upper()}: the policies are different classes "
-        f"({POLICY_FAMILY[source]} vs {POLICY_FAMILY[target]}), so their tensors do not correspond. "
+        f"({POLICY_CLASS[source]} vs {POLICY_CLASS[target]}), so their tensors do not correspond. "
         "Supported: same algorithm, or A2C <-> PPO."
     )
 
@@ -783,12 +659,47 @@ class TransferResult(RunResult):
     plan: TransferPlan | None = None
 
 
-def target_agent(source: LoadedPolicy, family: EnvFamily, algo: str | None = None,
+@dataclass(frozen=True)
+class SourceDescription:
+    """What the target agent takes from a source: algorithm, architecture, gSDE, normalization, wrappers.
+
+    From a loaded policy (:func:`describe_policy`) or, for a source a benchmark has yet to train, from its
+    run spec (:func:`describe_spec`): both give the same target agent.
+    """
+
+    algo: str
+    policy_kwargs: dict[str, Any]
+    use_sde: bool
+    clip_obs: float | None
+    wrappers: tuple[str, ...]
+    where: str
+
+
+def describe_policy(source: LoadedPolicy) -> SourceDescription:
+    return SourceDescription(
+        algo=source.algo, policy_kwargs=dict(source.policy_kwargs), use_sde=bool(getattr(source.model, "use_sde", False)),
+        clip_obs=float(source.normalization.clip_obs) if source.normalization is not None else None,
+        wrappers=tuple(w.name for w in source.wrappers), where=str(source.path),
+    )
+
+
+def describe_spec(spec: RunSpec) -> SourceDescription:
+    """The description of the policy that a training run spec will produce."""
+    agent = spec.agent
+    return SourceDescription(
+        algo=agent.algo, policy_kwargs=agent.policy_kwargs.model_dump(exclude_none=True),
+        use_sde=bool(agent.hyperparams.use_sde), clip_obs=agent.normalize.clip_obs if agent.normalize else None,
+        wrappers=tuple(w.name for w in spec.env.wrappers), where=f"the source trained by run spec {spec.fingerprint()}",
+    )
+
+
+def target_agent(source: LoadedPolicy | SourceDescription, family: EnvFamily, algo: str | None = None,
                  agent: str | AgentSpec | None = None) -> AgentSpec:
     """The target agent: the target's shipped (or given) hyperparameters for this family, with the source's
     network architecture and gSDE setting so that the weights fit."""
-    target_algo = (algo or source.algo).lower()
-    check_algorithms(source.algo, target_algo)
+    desc = source if isinstance(source, SourceDescription) else describe_policy(source)
+    target_algo = (algo or desc.algo).lower()
+    check_algorithms(desc.algo, target_algo)
     if isinstance(agent, AgentSpec):
         spec = agent
     else:
@@ -797,26 +708,25 @@ def target_agent(source: LoadedPolicy, family: EnvFamily, algo: str | None = Non
         raise ConfigError(f"agent {spec.name!r} is {spec.algo}, but the target algorithm is {target_algo}")
     arch_keys = ("net_arch", "activation_fn", "log_std_init", "full_std", "squash_output", "n_critics",
                  "share_features_extractor")
-    src_kwargs = {k: v for k, v in source.policy_kwargs.items() if k in arch_keys}
+    src_kwargs = {k: v for k, v in desc.policy_kwargs.items() if k in arch_keys}
     kwargs = {**spec.policy_kwargs.model_dump(exclude_none=True), **src_kwargs}
     data = spec.model_dump(exclude_none=True)
-    where = f"{source.path} (the source's architecture)"
+    where = f"{desc.where} (the source's architecture)"
     data["policy_kwargs"] = validate(PolicyKwargs, kwargs, where).model_dump(exclude_none=True)
-    use_sde = bool(getattr(source.model, "use_sde", False))
     if target_algo in ("ppo", "a2c", "sac"):
-        data.setdefault("hyperparams", {})["use_sde"] = use_sde
-    if source.normalization is not None:
+        data.setdefault("hyperparams", {})["use_sde"] = desc.use_sde
+    if desc.clip_obs is not None:
         data["normalize"] = {"obs": True, "reward": bool(spec.normalize.reward) if spec.normalize else False,
-                             "clip_obs": float(source.normalization.clip_obs)}
+                             "clip_obs": float(desc.clip_obs)}
     else:
         data.pop("normalize", None)
-    data["wrappers"] = [w.name for w in source.wrappers]
+    data["wrappers"] = list(desc.wrappers)
     return validate(AgentSpec, data, where)
 
 
-def transfer(
+def transfer_spec(
     source: str | Path | LoadedPolicy,
-    env: str | EnvFamily,
+    env: str | Path | EnvFamily,
     params: dict[str, float] | None = None,
     strategy: str | StrategySpec = "finetune",
     options: dict[str, Any] | None = None,
@@ -824,131 +734,80 @@ def transfer(
     algo: str | None = None,
     steps: int | None = None,
     seed: int = 0,
-    out: str | Path = "runs",
-    name: str | None = None,
     eval_freq: int | None = None,
     eval_episodes: int | None = None,
     obs_map: Sequence[ObsMapEntry] | str | None = None,
     action_map: Sequence[int | None] | None = None,
     wrappers: Sequence[str | WrapperSpec] = (),
-    progress: bool = False,
     threads: int | None = 1,
-    callbacks: Sequence[BaseCallback] = (),
-    listeners: Sequence[EvalListener] = (),
-    command: str | None = None,
-) -> TransferResult:
-    """Transfer a saved policy into an agent for a target env family and train it.
-
-    Args:
-        source: an rltransfer bundle or run directory, or any SB3 zip (e.g. from the RL Zoo).
-        env: target family name, YAML path or :class:`EnvFamily`.
-        params: target parameter overrides.
-        strategy: a name from :data:`STRATEGIES` or a :class:`StrategySpec`.
-        options: strategy options (see :class:`StrategySpec`), when ``strategy`` is a name.
-        agent: target agent name/spec (default: the shipped config of the target algorithm for the family).
-        algo: target algorithm (default: the source's; A2C <-> PPO allowed).
-        steps: training steps on the target (default: the agent's ``n_timesteps``).
-        obs_map: per target observation feature, the source index or feature name or None (new); or
-            ``"auto"`` to match feature names (needed for smaller or reordered observations).
-        action_map: target action index -> source index or None.
-        wrappers: extra target wrappers beyond the source's (e.g. ``TimeFeatureWrapper`` adds a feature).
-        callbacks, listeners: extra SB3 callbacks, and functions called with ``(step, mean_return)`` after each
-            evaluation (e.g. the online negative-transfer detector).
-
-    Returns:
-        The run (directory, bundle, evaluation curve) and the transfer plan.
+    checkpoints: Any = None,
+) -> RunSpec:
+    """The :class:`~rltransfer.spec.RunSpec` of a transfer run: the target's training spec (the target
+    agent with the source's architecture, see :func:`target_agent`) plus the source (path and content
+    hash), the strategy and the space mappings. Everything is validated here, before any run directory
+    exists; the plan itself is computed when the run is assembled (:func:`assemble_transfer`).
     """
-    prepared = prepare_transfer(
-        source, env, params, strategy, options, agent, algo, steps, seed, out, name, eval_freq, eval_episodes,
-        obs_map, action_map, wrappers, threads,
-    )
-    setup, plan = prepared.setup, prepared.plan
-    config = resolved_config(setup, {"transfer": {"source": str(prepared.source.path),
-                                                  "source_algo": prepared.source.algo,
-                                                  "strategy": prepared.strategy.model_dump(),
-                                                  "obs_map": plan.obs_map, "action_map": plan.action_map}})
-    write_status(setup.run_dir, "pending")  # first: the directory has an owner as soon as possible
-    write_config(setup.run_dir, config, command or command_line())
-    atomic_write_json(setup.run_dir / "transfer_plan.json", plan.to_dict())
-    result = run_learning(setup, prepared.model, prepared.venv, prepared.eval_env, progress,
-                          [*prepared.callbacks, *callbacks], listeners, texts={"transfer/plan": plan.markdown()})
-    return TransferResult(result.run_dir, result.policy_dir, result.curve, result.model, plan)
+    from rltransfer.bundle import policy_fingerprint
+    from rltransfer.spec import SourceRef, TransferSpec, train_spec
 
-
-@dataclass
-class PreparedTransfer:
-    """A target model with the source's weights in place and its strategy applied, ready to learn."""
-
-    setup: TrainSetup
-    source: LoadedPolicy
-    strategy: StrategySpec
-    model: BaseAlgorithm
-    plan: TransferPlan
-    venv: VecEnv
-    eval_env: VecEnv
-    callbacks: list[BaseCallback]
-
-
-def prepare_transfer(
-    source: str | Path | LoadedPolicy,
-    env: str | EnvFamily,
-    params: dict[str, float] | None = None,
-    strategy: str | StrategySpec = "finetune",
-    options: dict[str, Any] | None = None,
-    agent: str | AgentSpec | None = None,
-    algo: str | None = None,
-    steps: int | None = None,
-    seed: int = 0,
-    out: str | Path = "runs",
-    name: str | None = None,
-    eval_freq: int | None = None,
-    eval_episodes: int | None = None,
-    obs_map: Sequence[ObsMapEntry] | str | None = None,
-    action_map: Sequence[int | None] | None = None,
-    wrappers: Sequence[str | WrapperSpec] = (),
-    threads: int | None = 1,
-) -> PreparedTransfer:
-    """Everything :func:`transfer` does before learning (same arguments). Validation errors leave no run
-    directory behind."""
     spec_s = strategy if isinstance(strategy, StrategySpec) else parse_strategy(strategy, options)
     loaded = source if isinstance(source, LoadedPolicy) else load_policy(source)
     family = env if isinstance(env, EnvFamily) else load_family(env)
-    spec = target_agent(loaded, family, algo, agent)
-    extra_wrappers = [w if isinstance(w, WrapperSpec) else WrapperSpec(w) for w in wrappers]
-    setup = prepare_run(family, spec, params, steps, seed, out, name, f"{spec.name}-{spec_s.name}",
-                        eval_freq, eval_episodes, wrappers=extra_wrappers)
-    venv = eval_env = None
-    try:
-        if threads:
-            torch.set_num_threads(threads)
-        set_random_seed(seed)
-        venv = make_vec_env(setup.family, setup.params, spec.n_envs, seed, spec.vec_env, setup.env_wrappers)
-        eval_env = make_eval_env(setup)
-        model = build_model(spec, venv, seed)
-        plan, new_sd = compute_plan(loaded, model, spec.algo, spec_s, obs_map, action_map,
-                                    source_observation_names(loaded), observation_names(family, setup.wrappers))
-        venv, eval_env = _normalization(venv, eval_env, loaded, plan, spec)
-        model.set_env(venv)
-        model.policy.load_state_dict({**model.policy.state_dict(), **new_sd}, strict=True)
-        rebuild_optimizers(model, plan)
-        extra: list[BaseCallback] = []
-        if spec_s.name == "l2sp":
-            extra.append(L2SPLogger(attach_l2sp(model, plan, spec_s.l2sp_alpha)))
-        if spec_s.name == "kickstart":
-            if plan.action_map != list(range(flat_dim(model.action_space))) or flat_dim(
-                loaded.action_space
-            ) != flat_dim(model.action_space):
-                raise TransferError("kickstarting needs the same actions in source and target (identity action map)")
-            extra.append(KickstartCallback(loaded.model, plan.obs_map, spec_s.kickstart_weight,
-                                           spec_s.kickstart_end_fraction, setup.steps, spec_s.kickstart_epochs,
+    target = target_agent(loaded, family, algo, agent)
+    base = train_spec(family, target, params, steps, seed, eval_freq, eval_episodes, threads=threads,
+                      wrappers=list(wrappers), checkpoints=checkpoints, label=f"{target.name}-{spec_s.name}")
+    if isinstance(obs_map, str) and obs_map != "auto":
+        raise ConfigError(f"obs_map must be a list or 'auto', got {obs_map!r}")
+    ts = TransferSpec(
+        source=SourceRef(path=str(Path(loaded.path).resolve()), fingerprint=policy_fingerprint(loaded.path)),
+        strategy={"name": spec_s.name, **spec_s.model_dump(exclude_unset=True, exclude={"name"})},
+        obs_map=list(obs_map) if obs_map is not None and not isinstance(obs_map, str) else obs_map,
+        action_map=list(action_map) if action_map is not None else None,
+    )
+    return base.model_copy(update={"transfer": ts})
+
+
+def strategy_of(spec: RunSpec) -> StrategySpec:
+    """The strategy a transfer spec names, validated."""
+    data = dict(spec.transfer.strategy)  # type: ignore[union-attr]
+    return parse_strategy(data.pop("name"), data)
+
+
+def assemble_transfer(
+    spec: RunSpec, venv: VecEnv, eval_env: VecEnv
+) -> tuple[BaseAlgorithm, VecEnv, VecEnv, list[BaseCallback], dict[str, str], dict[str, Any]]:
+    """The target model of a transfer spec with the source's weights in place and its strategy applied.
+
+    Returns:
+        ``(model, training env, eval env, strategy callbacks, TensorBoard texts, files to write)``; the
+        envs are wrapped in the source's normalization when it had one.
+    """
+    ts = spec.transfer
+    if ts is None:
+        raise TransferError("assemble_transfer needs a spec with a transfer slot")
+    spec_s = strategy_of(spec)
+    loaded = load_policy(ts.source.path)
+    family = spec.env.family
+    model = build_model(spec.agent, venv, spec.seed, spec.device)
+    policy_wrappers = [w.to_wrapper_spec() for w in spec.env.wrappers]
+    plan, new_sd = compute_plan(loaded, model, spec.agent.algo, spec_s, ts.obs_map, ts.action_map,
+                                source_observation_names(loaded), observation_names(family, policy_wrappers))
+    venv, eval_env = _normalization(venv, eval_env, loaded, plan, spec.agent)
+    model.set_env(venv)
+    model.policy.load_state_dict({**model.policy.state_dict(), **new_sd}, strict=True)
+    rebuild_optimizers(model, plan)
+    callbacks: list[BaseCallback] = []
+    if spec_s.name == "l2sp":
+        callbacks.append(L2SPLogger(attach_l2sp(model, plan, spec_s.l2sp_alpha)))
+    if spec_s.name == "kickstart":
+        if plan.action_map != list(range(flat_dim(model.action_space))) or flat_dim(
+            loaded.action_space
+        ) != flat_dim(model.action_space):
+            raise TransferError("kickstarting needs the same actions in source and target (identity action map)")
+        callbacks.append(KickstartCallback(loaded.model, plan.obs_map, spec_s.kickstart_weight,
+                                           spec_s.kickstart_end_fraction, spec.steps, spec_s.kickstart_epochs,
                                            spec_s.kickstart_batch_size))
-    except BaseException:
-        for e in (venv, eval_env):
-            if e is not None:
-                e.close()
-        _cleanup_failed(setup.run_dir)
-        raise
-    return PreparedTransfer(setup, loaded, spec_s, model, plan, venv, eval_env, extra)
+    return model, venv, eval_env, callbacks, {"transfer/plan": plan.markdown()}, {"transfer_plan.json": plan}
 
 
 def source_observation_names(source: LoadedPolicy) -> list[str] | None:
@@ -963,14 +822,6 @@ def source_observation_names(source: LoadedPolicy) -> list[str] | None:
     if names is None or len(names) != flat_dim(source.observation_space):
         return None
     return names
-
-
-def _cleanup_failed(run_dir: Path) -> None:
-    """Remove a run directory that validation rejected before anything was written to it."""
-    import shutil
-
-    if run_dir.is_dir() and not any(run_dir.iterdir()):
-        shutil.rmtree(run_dir, ignore_errors=True)
 
 
 def _normalization(venv: VecEnv, eval_env: VecEnv, source: LoadedPolicy, plan: TransferPlan,

@@ -93,6 +93,24 @@ class TimeFeatureWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
         obs, reward, terminated, truncated, info = self.env.step(action)
         return self._get_obs(obs), reward, terminated, truncated, info
 
+    def snapshot_state(self) -> dict[str, Any]:
+        """The step counter, for an exact checkpoint (:mod:`rltransfer.checkpoints`)."""
+        return {"current_step": int(self._current_step)}
+
+    def restore_state(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`snapshot_state`.
+
+        Raises:
+            ValueError: ``state`` is not ``{"current_step": <int from 0 to max_steps>}``.
+        """
+        step = state.get("current_step") if isinstance(state, dict) else None
+        if (not isinstance(state, dict) or set(state) != {"current_step"} or isinstance(step, bool)
+                or not isinstance(step, int) or not 0 <= step <= 2**62):
+            raise ValueError(
+                f"TimeFeatureWrapper state must be {{'current_step': int >= 0}}, got {str(state)[:80]}"
+            )
+        self._current_step = step
+
     def _get_obs(self, obs: TimeFeatureObs) -> TimeFeatureObs:
         time_feature = 1.0 if self._test_mode else 1 - (self._current_step / self._max_steps)
         feature = np.array(time_feature, dtype=self.dtype)

@@ -28,7 +28,7 @@ from rltransfer import limits
 from rltransfer.errors import BundleError, ConfigError, ResourceLimitError, RLTransferError, UnsafeFileError
 from rltransfer.limits import short_repr
 from rltransfer.normalization import NormalizationStats
-from rltransfer.sb3zip import ACTIVATIONS
+from rltransfer.sb3layout import ACTIVATION_NAMES
 
 __all__ = ["find_zoo_companions", "load_vecnormalize_pkl", "load_zoo_config", "parse_policy_kwargs"]
 
@@ -480,7 +480,7 @@ class _LiteralWalker:
         snippet = ast.get_source_segment(self.source, node) or ast.dump(node)[:80]
         return ConfigError(
             f"{self.where}: {why} in {short_repr(snippet)}; only numbers, strings, True/False/None, lists, dicts, "
-            f"dict(key=value, ...) and activation names like nn.ReLU ({', '.join(ACTIVATIONS)}) are allowed"
+            f"dict(key=value, ...) and activation names like nn.ReLU ({', '.join(ACTIVATION_NAMES)}) are allowed"
         )
 
     def value(self, node: ast.AST) -> Any:
@@ -522,7 +522,7 @@ class _LiteralWalker:
             dotted = _dotted(node)
             if dotted:
                 prefix, _, name = dotted.rpartition(".")
-                if prefix in _ACTIVATION_PREFIXES and name in ACTIVATIONS:
+                if prefix in _ACTIVATION_PREFIXES and name in ACTIVATION_NAMES:
                     return name
             raise self.fail(node, f"name {short_repr(dotted or '?')} is not an allowlisted activation")
         raise self.fail(node, f"{type(node).__name__} expressions are not allowed")
@@ -564,7 +564,7 @@ def parse_policy_kwargs(value: Any, where: str = "policy_kwargs") -> dict[str, A
     if not isinstance(parsed, dict):
         raise ConfigError(f"{where}: expected a dict, got {short_repr(parsed)}")
     act = parsed.get("activation_fn")
-    if isinstance(act, str) and act not in ACTIVATIONS:
+    if isinstance(act, str) and act not in ACTIVATION_NAMES:
         parsed["activation_fn"] = _parse_expression(act, f"{where}['activation_fn']")
     return parsed
 

@@ -165,8 +165,10 @@ def test_expansion_shares_sources_and_orders_dependencies(tmp_path: Path) -> Non
     sources = [t for t in tasks if t.kind == "source"]
     assert len(sources) == 2, "the two pairs with the same source spec share one source run"
     by_key = {t.key: t for t in tasks}
-    useful_src = by_key["runs/useful/scratch/seed0"].deps
-    assert useful_src == by_key["runs/useful-again/scratch/seed0"].deps
+    # scratch runs need no source (the target agent comes from the source's spec): they start at once
+    assert by_key["runs/useful/scratch/seed0"].deps == () == by_key["runs/useful-again/scratch/seed0"].deps
+    useful_src = by_key["runs/useful/finetune/seed0"].deps[:1]
+    assert useful_src == by_key["runs/useful-again/finetune/seed0"].deps[:1] and useful_src[0].startswith("sources/")
     transfer = by_key["runs/useful/finetune/seed1"]
     assert set(transfer.deps) == {*useful_src, "runs/useful/scratch/seed0", "runs/useful/scratch/seed1"}
     assert Path(transfer.run_dir) == (tmp_path / "out" / "runs/useful/finetune/seed1").resolve()
@@ -192,7 +194,7 @@ def test_identical_scratch_arms_are_shared(tmp_path: Path) -> None:
     assert not [t for t in tasks if t.key.startswith("runs/null/scratch")]
     transfer = next(t for t in tasks if t.key == "runs/null/finetune/seed0")
     assert "runs/useful/scratch/seed1" in transfer.deps
-    assert transfer.spec["reference"][0].endswith("runs/useful/scratch/seed0")
+    assert transfer.spec["detection"]["reference"][0].endswith("runs/useful/scratch/seed0")
     assert len([t for t in tasks if t.kind == "source"]) == 3
 
 
@@ -204,8 +206,8 @@ def test_seeds_as_list_and_pair_overrides(tmp_path: Path) -> None:
     suite: Suite = load_suite(path)
     tasks = expand(suite, tmp_path)
     assert {t.seed for t in tasks if t.kind != "source"} == {3, 7}
-    assert {t.spec["budget"] for t in tasks if t.pair == "useful"} == {640}
-    assert {t.spec["budget"] for t in tasks if t.pair == "planted"} == {384}
+    assert {t.spec["steps"] for t in tasks if t.pair == "useful"} == {640}
+    assert {t.spec["steps"] for t in tasks if t.pair == "planted"} == {384}
 
 
 # ------------------------------------------------------------------------------------------- the runner

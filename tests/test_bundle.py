@@ -12,7 +12,7 @@ from stable_baselines3 import PPO
 
 from rltransfer.bundle import load_bundle, load_policy, save_bundle
 from rltransfer.errors import BundleError
-from rltransfer.training import train
+from rltransfer.pipeline import train
 
 from tiny import tiny
 

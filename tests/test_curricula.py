@@ -10,7 +10,7 @@ import yaml
 from rltransfer import resources
 from rltransfer.curricula import Curriculum, CurriculumCallback, load_curriculum
 from rltransfer.errors import ConfigError, ParameterBoundsError
-from rltransfer.training import train
+from rltransfer.pipeline import train
 from tiny import tiny
 
 
@@ -46,7 +46,7 @@ def test_train_with_a_curriculum_logs_stages_and_records_it(tmp_path: Path) -> N
     train("cartpole", tiny("ppo", "cartpole"), steps=512, seed=0, out=tmp_path, name="cur", eval_freq=0,
           eval_episodes=1, curriculum=_curriculum({"steps": 128}))
     config = yaml.safe_load((tmp_path / "cur" / "config.yaml").read_text())
-    assert config["curriculum"]["name"] == "t" and config["env"]["params"]["length"] == 0.5
+    assert config["spec"]["curriculum"]["name"] == "t" and config["spec"]["env"]["params"]["length"] == 0.5
     acc = EventAccumulator(str(tmp_path / "cur" / "tb"))
     acc.Reload()
     assert [e.value for e in acc.Scalars("curriculum/stage")][-1] == 1.0

@@ -11,7 +11,7 @@ import pytest
 from conftest import needs_zoo_fixtures, zoo_fixture
 from rltransfer.errors import IncompatibleSpacesError
 from rltransfer.evaluation import evaluate, mean_ci95
-from rltransfer.training import train
+from rltransfer.pipeline import train
 from tiny import tiny
 
 

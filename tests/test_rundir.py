@@ -23,7 +23,7 @@ from rltransfer.rundir import (
     run_state,
     write_status,
 )
-from rltransfer.training import claim_run_dir
+from rltransfer.rundir import claim_run_dir
 
 
 def _dead_pid() -> int:

@@ -11,7 +11,8 @@ import yaml
 
 from tiny import tiny
 from rltransfer.errors import ConfigError
-from rltransfer.training import EvalCurve, train
+from rltransfer.pipeline import train
+from rltransfer.training import EvalCurve
 
 
 def test_run_directory_layout(tmp_path: Path) -> None:
@@ -23,10 +24,13 @@ def test_run_directory_layout(tmp_path: Path) -> None:
                  "policy/manifest.json"):
         assert (run / name).exists(), name
     config = yaml.safe_load((run / "config.yaml").read_text())
-    assert config["env"]["params"]["length"] == 0.7 and config["seed"] == 1 and config["steps"] == 256
+    spec = config["spec"]
+    assert spec["env"]["params"]["length"] == 0.7 and spec["seed"] == 1 and spec["steps"] == 256
+    assert spec["env"]["family"]["gym_id"] == "CartPole-v1"  # the family's content, not its name or path
     assert "stable_baselines3" in config["versions"]
     status = json.loads((run / "status.json").read_text())
     assert status["status"] == "done" and status["steps"] >= 256
+
     curve = EvalCurve.load(run)
     assert curve.steps[0] == 0  # zero-shot evaluation before learning
     assert curve.steps[-1] >= 256 and len(curve.steps) >= 3
@@ -106,10 +110,22 @@ def test_subprocess_vec_env_gives_the_same_numbers(tmp_path: Path) -> None:
                   eval_episodes=2)
     assert sub.curve.returns == dummy.curve.returns
     config = yaml.safe_load((tmp_path / "sub" / "config.yaml").read_text())
-    assert config["agent"]["vec_env"] == "subproc"
+    assert config["spec"]["agent"]["vec_env"] == "subproc"
 
 
 def test_no_evaluation_when_episodes_is_zero(tmp_path: Path) -> None:
     result = train("cartpole", tiny("ppo", "cartpole"), steps=128, seed=0, out=tmp_path, name="noeval",
                    eval_freq=0, eval_episodes=0)
     assert result.curve.steps == [] and (result.policy_dir / "model.zip").is_file()
+
+
+def test_config_yaml_loads_back_into_an_equal_spec(tmp_path: Path) -> None:
+    from rltransfer.pipeline import execute
+    from rltransfer.spec import load_spec, train_spec
+
+    spec = train_spec("cartpole", tiny("ppo", "cartpole"), {"length": 0.7}, steps=64, seed=3, eval_freq=64,
+                      eval_episodes=1, training_wrappers=["NegateReward"], curriculum="cartpole-length")
+    execute(spec, tmp_path / "run")
+    again = load_spec(tmp_path / "run")
+    assert again == spec and again.fingerprint() == spec.fingerprint()
+    assert json.loads((tmp_path / "run" / "status.json").read_text())["fingerprint"] == spec.fingerprint()

@@ -10,14 +10,9 @@ import torch
 
 from rltransfer.bundle import load_policy
 from rltransfer.errors import ConfigError, IncompatibleSpacesError, TransferError, UnknownNameError
-from rltransfer.training import train
-from rltransfer.transfer import (
-    KickstartCallback,
-    parse_index_map,
-    parse_strategy,
-    prepare_transfer,
-    transfer,
-)
+from rltransfer.pipeline import train
+from rltransfer.pipeline import prepare_transfer, transfer
+from rltransfer.transfer import KickstartCallback, parse_index_map, parse_strategy
 
 from conftest import needs_zoo_fixtures, zoo_fixture
 from tiny import tiny
@@ -320,7 +315,7 @@ def test_zoo_hopper_wrappers_and_statistics_are_reproduced_on_the_target(tmp_pat
     prepared = prepare_transfer(source, "hopper", {"torso_mass_scale": 1.5}, strategy="freeze", steps=8192,
                                 out=tmp_path, name="hopper")
     try:
-        assert [w.name for w in prepared.setup.wrappers] == ["TimeFeatureWrapper"]
+        assert [w.name for w in prepared.spec.env.wrappers] == ["TimeFeatureWrapper"]
         assert prepared.model.observation_space.shape == (16,)
         np.testing.assert_allclose(prepared.venv.obs_rms.mean, source.normalization.obs_mean)
         assert prepared.model.use_sde

@@ -1,0 +1,119 @@
+"""The runs of a suite as run specs: each pair's source, its scratch arm and its transfer arms.
+
+Every benchmark run is a :class:`~rltransfer.spec.RunSpec` built here from the suite (names resolved to
+content once, in the parent process); workers only execute specs. A run's fingerprint is its spec's
+content hash, so changing any value in any YAML a run depends on (the family, the agent, the suite)
+reruns exactly the runs it changes, and pairs whose scratch runs would be identical share them.
+
+The scratch arm is the transfer arms' target agent (the target's hyperparameters with the source's
+architecture, normalization and wrappers) trained from its own initialization: only the initialization
+differs between the arms of a pair.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from rltransfer.config import AgentSpec, EnvFamily, load_family
+from rltransfer.spec import (
+    CheckpointSpec,
+    DetectionSpec,
+    RunSpec,
+    SourceRef,
+    TransferSpec,
+    WrapperEntry,
+    train_spec,
+)
+from rltransfer.suite import SCRATCH, PairSpec, StrategyEntry, Suite, TrainSource
+
+__all__ = [
+    "PairPlan", "pair_plan", "scratch_owners", "scratch_spec", "source_spec", "transfer_arm_spec",
+]
+
+
+def source_spec(train: TrainSource, checkpoints: CheckpointSpec | None = None) -> RunSpec:
+    """The run spec of a source a suite trains (``steps: 0``: the untrained initialization)."""
+    freq = train.eval.freq if train.eval else max(1, train.steps // 5)
+    episodes = train.eval.episodes if train.eval else 5
+    spec = train_spec(train.env, train.agent, dict(train.params), max(1, train.steps), train.seed, freq, episodes,
+                      training_wrappers=[WrapperEntry(name=w.name, kwargs=dict(w.kwargs)) for w in train.training_wrappers],
+                      checkpoints=checkpoints, label="source")
+    return spec.model_copy(update={"steps": 0}) if train.steps == 0 else spec
+
+
+class PairPlan:
+    """A pair resolved: its source (a spec to train, or a policy file), the target agent, the target env."""
+
+    def __init__(self, suite: Suite, pair: PairSpec, out: Path, checkpoints: CheckpointSpec | None) -> None:
+        from rltransfer.transfer import describe_policy, describe_spec, target_agent
+
+        self.suite, self.pair, self.out = suite, pair, Path(out)
+        self.checkpoints = checkpoints
+        self.family: EnvFamily = load_family(pair.target.env)
+        self.source_run: RunSpec | None = None
+        if pair.source.train is not None:
+            self.source_run = source_spec(pair.source.train, checkpoints)
+            fp = self.source_run.fingerprint()
+            self.source_key: str | None = f"sources/{fp}"
+            self.source = SourceRef(path=str(self.out / self.source_key / "policy"), fingerprint=fp)
+            description = describe_spec(self.source_run)
+        else:
+            from rltransfer.bundle import load_policy, policy_fingerprint
+
+            path = str(pair.source.policy)
+            self.source_key = None
+            self.source = SourceRef(path=str(Path(path).resolve()), fingerprint=policy_fingerprint(path))
+            description = describe_policy(load_policy(path))
+        self.agent: AgentSpec = target_agent(description, self.family, agent=pair.agent)
+
+    def target(self, seed: int, label: str) -> RunSpec:
+        ev = self.suite.eval_of(self.pair)
+        return train_spec(self.family, self.agent, dict(self.pair.target.params), self.suite.budget_of(self.pair),
+                          seed, ev.freq, ev.episodes, checkpoints=self.checkpoints, label=label)
+
+
+@lru_cache(maxsize=64)
+def _plan_cached(suite_json: str, pair_name: str, out: str, save_freq: int | None) -> PairPlan:
+    suite = Suite.model_validate_json(suite_json)
+    return PairPlan(suite, suite.pair(pair_name), Path(out), CheckpointSpec(save_freq=save_freq))
+
+
+def pair_plan(suite: Suite, pair: PairSpec, out: str | Path = ".", save_freq: int | None = None) -> PairPlan:
+    """The resolved plan of ``pair`` (cached: resolving loads YAML files and file sources)."""
+    return _plan_cached(suite.model_dump_json(), pair.name, str(Path(out).resolve()), save_freq)
+
+
+def scratch_spec(plan: PairPlan, seed: int) -> RunSpec:
+    """The scratch arm of a pair at one seed: the target agent trained from its own initialization."""
+    return plan.target(seed, SCRATCH)
+
+
+def transfer_arm_spec(plan: PairPlan, strategy: StrategyEntry, seed: int,
+                      reference: tuple[str, ...] = (), reference_fingerprints: tuple[str, ...] = ()) -> RunSpec:
+    """A transfer arm at one seed: the target spec plus the source, the strategy and (when the suite's
+    detector is on) the scratch runs it compares with."""
+    det = plan.suite.detection
+    detection = (DetectionSpec(settings=det.model_dump(mode="json"), reference=reference,
+                               reference_fingerprints=reference_fingerprints)
+                 if det.enable and reference else None)
+    base = plan.target(seed, strategy.arm)
+    ts = TransferSpec(source=plan.source, strategy={"name": strategy.name, **dict(strategy.options)})
+    return base.model_copy(update={"transfer": ts, "detection": detection})
+
+
+def scratch_owners(suite: Suite) -> dict[str, str]:
+    """``{pair: pair whose scratch runs it uses}``: the first pair whose scratch spec is the same content."""
+    first: dict[str, str] = {}
+    owners: dict[str, str] = {}
+    for pair in suite.pairs:
+        plan = pair_plan(suite, pair)
+        owners[pair.name] = first.setdefault(scratch_spec(plan, suite.seed_list[0]).fingerprint(), pair.name)
+    return owners
+
+
+def describe(spec: RunSpec) -> dict[str, Any]:
+    """A short JSON-able summary of a spec for ``task.json`` (the spec itself is in ``config.yaml``)."""
+    return {"label": spec.label, "family": spec.env.family.name, "params": spec.env.params, "steps": spec.steps,
+            "seed": spec.seed, "algo": spec.agent.algo, "fingerprint": spec.fingerprint()}

@@ -1,0 +1,298 @@
+"""A run as one resolved, frozen spec: everything a training or transfer run needs, with every name
+resolved to content.
+
+The command line, :func:`rltransfer.train`, :func:`rltransfer.transfer` and every benchmark arm only build
+a :class:`RunSpec`; :func:`rltransfer.pipeline.execute` is the one function that runs one. A spec holds the
+env family's *content* (not its name or path), the agent with its hyperparameters, the policy's wrappers
+and the training-only wrappers apart, the evaluation settings with their own env spec, and the slots later
+features fill (randomization, curriculum, transfer source and strategy, online detection). Its
+:meth:`RunSpec.fingerprint` is a hash of that content, so changing any value in any YAML a run depends on
+changes the fingerprint of exactly the runs it affects.
+
+``config.yaml`` in a run directory is :func:`dump_spec` of the run's spec (plus library versions) and
+:func:`load_spec` reads it back into an equal spec.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+from rltransfer.config import AgentSpec, EnvFamily, load_agent, load_family, validate
+from rltransfer.errors import ConfigError
+
+__all__ = [
+    "CheckpointSpec",
+    "DetectionSpec",
+    "EnvSpec",
+    "EvalSpec",
+    "RunSpec",
+    "SourceRef",
+    "TransferSpec",
+    "WrapperEntry",
+    "content_hash",
+    "dump_spec",
+    "eval_seed",
+    "load_spec",
+    "train_spec",
+]
+
+#: Seeds of evaluation envs are offset from training seeds so that the two never share a start state.
+EVAL_SEED_OFFSET = 1_000_003
+
+
+def eval_seed(seed: int) -> int:
+    return EVAL_SEED_OFFSET + int(seed)
+
+
+def content_hash(data: Any, n: int = 16) -> str:
+    """A short sha256 of JSON-able ``data`` (keys sorted): the fingerprint of content, not of names."""
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:n]
+
+
+class Frozen(BaseModel):
+    """Base of the spec models: immutable, unknown keys refused."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class WrapperEntry(Frozen):
+    """A wrapper by registered name (:data:`rltransfer.wrappers.WRAPPERS`) and its keyword arguments."""
+
+    name: str
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+
+    def to_wrapper_spec(self) -> Any:
+        from rltransfer.environments import WrapperSpec
+
+        return WrapperSpec(self.name, dict(self.kwargs))
+
+    @classmethod
+    def of(cls, value: Any) -> WrapperEntry:
+        """From a name, a :class:`~rltransfer.environments.WrapperSpec`, a dict or a WrapperEntry."""
+        if isinstance(value, WrapperEntry):
+            return value
+        if isinstance(value, str):
+            return cls(name=value)
+        if isinstance(value, dict):
+            return cls.model_validate(value)
+        return cls(name=value.name, kwargs=dict(value.kwargs))
+
+
+class EnvSpec(Frozen):
+    """An env as a run builds it: the family's content, resolved parameter values, and wrappers.
+
+    Attributes:
+        family: the env family (content of its YAML, validated).
+        params: every parameter's value (nominal values updated with overrides, bounds checked).
+        wrappers: wrappers the policy expects, innermost first (reproduced by evaluation and transfer).
+        training_wrappers: wrappers of the training envs only (e.g. a planted corruption), innermost first,
+            applied inside ``wrappers``; evaluation envs never get them.
+        randomization: domain randomization of the training envs (filled by the randomization feature).
+        variant: the name of a held-out variant these parameters came from, if any.
+    """
+
+    family: EnvFamily
+    params: dict[str, float]
+    wrappers: tuple[WrapperEntry, ...] = ()
+    training_wrappers: tuple[WrapperEntry, ...] = ()
+    randomization: dict[str, Any] | None = None
+    variant: str | None = None
+
+    def evaluation(self) -> EnvSpec:
+        """The same env without anything that is for training only."""
+        return self.model_copy(update={"training_wrappers": (), "randomization": None})
+
+
+class EvalSpec(Frozen):
+    """Deterministic evaluation: ``episodes`` episodes every ``freq`` env steps on its own env spec,
+    reseeded with ``seed`` at every evaluation (``episodes == 0``: no evaluation at all)."""
+
+    freq: int = Field(ge=0)
+    episodes: int = Field(ge=0)
+    seed: int
+    env: EnvSpec
+
+
+class CheckpointSpec(Frozen):
+    """Checkpoints of a run: every ``save_freq`` env steps (``None``: only on interrupt), the last ``keep``
+    kept; ``replay_buffer``: include an off-policy algorithm's replay buffer (needed for exact resume)."""
+
+    save_freq: int | None = Field(default=None, ge=1)
+    keep: int = Field(default=2, ge=1, le=100)
+    replay_buffer: bool = True
+
+
+class SourceRef(Frozen):
+    """A transfer source: where its policy is and a hash of its content (manifest or zip bytes, or the
+    spec of the run that trains it)."""
+
+    path: str
+    fingerprint: str
+
+
+class TransferSpec(Frozen):
+    """What makes a run a transfer: the source, the strategy with its options, and the space mappings."""
+
+    source: SourceRef
+    strategy: dict[str, Any]
+    obs_map: list[Any] | str | None = None
+    action_map: list[int | None] | None = None
+
+
+class DetectionSpec(Frozen):
+    """Online negative-transfer detection against reference (scratch) runs."""
+
+    settings: dict[str, Any]
+    reference: tuple[str, ...]
+    reference_fingerprints: tuple[str, ...] = ()
+
+
+class RunSpec(Frozen):
+    """Everything one run needs, resolved.
+
+    Attributes:
+        env: the training env.
+        eval: evaluation settings and env.
+        agent: the algorithm, hyperparameters, network and vectorization.
+        steps: total env steps.
+        seed: seeds the model, the training envs (``seed .. seed + n_envs - 1``) and (offset) evaluation.
+        device, threads: where torch runs (threads: CPU threads; ``None`` leaves torch's default).
+        curriculum: a curriculum's content (schedules over the training env's parameters).
+        checkpoints: checkpoint settings.
+        transfer: source and strategy (transfer runs only).
+        detection: online detection (transfer arms of a benchmark).
+        label: the run's label in run names (``ppo``, ``ppo-finetune``).
+    """
+
+    env: EnvSpec
+    eval: EvalSpec
+    agent: AgentSpec
+    steps: int = Field(ge=0, description="0: the untrained initialization is saved (a null source)")
+    seed: int = Field(ge=0, le=2**31 - 1)
+    device: str = "cpu"
+    threads: int | None = Field(default=1, ge=1, le=256)
+    curriculum: dict[str, Any] | None = None
+    checkpoints: CheckpointSpec = Field(default_factory=CheckpointSpec)
+    transfer: TransferSpec | None = None
+    detection: DetectionSpec | None = None
+    label: str = ""
+
+    @property
+    def kind(self) -> Literal["train", "transfer"]:
+        return "transfer" if self.transfer is not None else "train"
+
+    def fingerprint(self) -> str:
+        """Hash of everything that determines the run's result (not where it is written, nor how often it
+        is checkpointed, nor a source's location: its content hash stands for it)."""
+        data = self.model_dump(mode="json", exclude={"checkpoints": True, "label": True})
+        if data.get("transfer"):
+            data["transfer"]["source"].pop("path", None)
+        if data.get("detection"):
+            data["detection"].pop("reference", None)
+        return content_hash(data)
+
+
+# ------------------------------------------------------------------------------------------ building
+
+
+def env_spec(
+    family: str | Path | EnvFamily,
+    params: dict[str, float] | None = None,
+    wrappers: tuple[Any, ...] | list[Any] = (),
+    training_wrappers: tuple[Any, ...] | list[Any] = (),
+) -> EnvSpec:
+    """An :class:`EnvSpec` from a family name/path/model, parameter overrides and wrappers (by name or spec)."""
+    fam = family if isinstance(family, EnvFamily) else load_family(family)
+    return EnvSpec(
+        family=fam, params=fam.resolve_params(params),
+        wrappers=tuple(WrapperEntry.of(w) for w in wrappers),
+        training_wrappers=tuple(WrapperEntry.of(w) for w in training_wrappers),
+    )
+
+
+def train_spec(
+    env: str | Path | EnvFamily | EnvSpec,
+    agent: str | Path | AgentSpec,
+    params: dict[str, float] | None = None,
+    steps: int | None = None,
+    seed: int = 0,
+    eval_freq: int | None = None,
+    eval_episodes: int | None = None,
+    device: str = "cpu",
+    threads: int | None = 1,
+    wrappers: tuple[Any, ...] | list[Any] = (),
+    training_wrappers: tuple[Any, ...] | list[Any] = (),
+    curriculum: Any = None,
+    checkpoints: CheckpointSpec | None = None,
+    label: str | None = None,
+) -> RunSpec:
+    """Resolve names into the :class:`RunSpec` of a training run (validated before anything is created).
+
+    The policy's wrappers are the agent's (e.g. ``TimeFeatureWrapper``) followed by ``wrappers``.
+    """
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= 2**31 - 1:
+        raise ConfigError(f"seed must be an integer in [0, 2**31 - 1], got {seed!r}")
+    if isinstance(env, EnvSpec):
+        base = env
+    else:
+        base = env_spec(env, params)
+        params = None
+    family = base.family
+    spec = agent if isinstance(agent, AgentSpec) else load_agent(agent, family.name)
+    if params:
+        base = base.model_copy(update={"params": family.resolve_params({**base.params, **params})})
+    base = base.model_copy(update={
+        "wrappers": tuple(WrapperEntry.of(w) for w in spec.wrappers) + base.wrappers
+        + tuple(WrapperEntry.of(w) for w in wrappers),
+        "training_wrappers": base.training_wrappers + tuple(WrapperEntry.of(w) for w in training_wrappers),
+    })
+    total = int(steps if steps is not None else spec.n_timesteps)
+    if total <= 0:
+        raise ConfigError(f"steps must be positive, got {total}")
+    freq = spec.eval.freq if eval_freq is None else int(eval_freq)
+    episodes = spec.eval.episodes if eval_episodes is None else int(eval_episodes)
+    if freq < 0 or episodes < 0:
+        raise ConfigError(f"eval frequency and episodes must be >= 0, got {freq} and {episodes}")
+    curriculum_data = None
+    if curriculum is not None:
+        from rltransfer.curricula import Curriculum, load_curriculum
+
+        loaded = curriculum if isinstance(curriculum, Curriculum) else load_curriculum(curriculum)
+        loaded.check_against(family)
+        curriculum_data = loaded.model_dump(mode="json")
+    return RunSpec(
+        env=base, eval=EvalSpec(freq=freq, episodes=episodes, seed=eval_seed(seed), env=base.evaluation()),
+        agent=spec, steps=total, seed=seed, device=device, threads=threads, curriculum=curriculum_data,
+        checkpoints=checkpoints or CheckpointSpec(), label=label or spec.name,
+    )
+
+
+# ------------------------------------------------------------------------------------------ config.yaml
+
+
+def dump_spec(spec: RunSpec) -> str:
+    """``config.yaml``: the spec's dump, plus the library versions (not part of the spec)."""
+    from rltransfer.rundir import versions
+
+    data = {"spec": spec.model_dump(mode="json"), "versions": versions()}
+    return yaml.safe_dump(data, sort_keys=False)
+
+
+def load_spec(path: str | Path) -> RunSpec:
+    """Read a run's ``config.yaml`` back into its :class:`RunSpec` (validated like any config)."""
+    from rltransfer.config import read_yaml
+
+    path = Path(path)
+    if path.is_dir():
+        path = path / "config.yaml"
+    data = read_yaml(path)
+    if not isinstance(data, dict) or "spec" not in data:
+        raise ConfigError(f"{path}: not a run configuration (no 'spec' key); written by an older rltransfer?")
+    return validate(RunSpec, data["spec"], str(path))

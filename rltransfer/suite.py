@@ -1,0 +1,394 @@
+"""Benchmark suites as data: the YAML schema, its loading and checking, and where a suite's runs live.
+
+A suite (``benchmarks/<name>.yaml``) lists *pairs*: a source policy (trained from a spec, or an existing
+bundle / SB3 zip) and a target task, plus the transfer strategies to compare with training from scratch.
+:func:`load_suite` validates one (unknown keys are errors naming the file and key path) and resolves every
+name it uses (:func:`check_suite`); :func:`save_suite` / :func:`stored_suite` keep the validated suite in
+a benchmark folder as ``suite.json``, which reports are rendered from.
+
+Also here, because both the runner (:mod:`rltransfer.benchmark`) and the analysis
+(:mod:`rltransfer.analysis`) need them: the names of the files in a run directory (:data:`TASK_FILE`,
+:data:`DETECTION_FILE`), the scratch arm's name (:data:`SCRATCH`), the resolved training spec of a source
+(:func:`source_spec`) and which pairs share scratch runs (:func:`scratch_owners`).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from rltransfer import resources
+from rltransfer.config import (
+    MAX_EVAL_EPISODES, MAX_NAME_CHARS, MAX_SEED, MAX_SEEDS, MAX_STEPS, Bounded, Float, Int, Seed, Strict,
+    read_yaml, validate,
+)
+from rltransfer.errors import ConfigError, RLTransferError, unknown_name
+from rltransfer.limits import short_repr
+from rltransfer.rundir import atomic_write_json, read_json
+
+__all__ = [
+    "DETECTION_FILE",
+    "EXPECTED",
+    "ROLES",
+    "SCRATCH",
+    "TASK_FILE",
+    "DetectionSettings",
+    "EvalSpec",
+    "MetricsSettings",
+    "PairSpec",
+    "SourceSpec",
+    "StrategyEntry",
+    "Suite",
+    "TargetSpec",
+    "TrainSource",
+    "WrapperEntry",
+    "check_suite",
+    "fingerprint",
+    "load_suite",
+    "policy_fingerprint",
+    "save_suite",
+    "scratch_identity",
+    "scratch_owners",
+    "source_spec",
+    "stored_suite",
+]
+
+ROLES = ("useful", "planted_negative", "null", "other")
+#: What each control role must come out as (checked in the report).
+EXPECTED = {"useful": "positive", "planted_negative": "negative", "null": "not positive"}
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+#: The from-scratch arm of every pair (a strategy label may not take this name).
+SCRATCH = "scratch"
+#: In every run directory of a benchmark: the task's fingerprint and whether it completed.
+TASK_FILE = "task.json"
+#: In a transfer arm's run directory: what the online negative-transfer detector saw and did.
+DETECTION_FILE = "detection.json"
+
+
+# ---------------------------------------------------------------------------------------------- the model
+
+
+class EvalSpec(Strict):
+    """Evaluation schedule: every ``freq`` environment steps (and at step 0), ``episodes`` episodes."""
+
+    freq: Int = Field(ge=1, le=MAX_STEPS)
+    episodes: Int = Field(default=5, ge=1, le=MAX_EVAL_EPISODES, description="episodes per evaluation (>= 1)")
+
+
+class WrapperEntry(Strict):
+    """A wrapper from :data:`rltransfer.wrappers.WRAPPERS` with keyword arguments."""
+
+    name: str = Field(max_length=MAX_NAME_CHARS)
+    kwargs: dict[str, Any] = Field(default_factory=dict, max_length=64)
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        from rltransfer.wrappers import WRAPPERS
+
+        if v not in WRAPPERS:
+            raise unknown_name("wrapper", v, WRAPPERS)
+        return v
+
+
+class TrainSource(Strict):
+    """A source trained by the benchmark (once, cached by the hash of this resolved spec)."""
+
+    env: str = Field(max_length=4096)
+    agent: str = Field(default="ppo", max_length=4096)
+    params: dict[str, Bounded] = Field(default_factory=dict, max_length=1000)
+    steps: Int = Field(ge=0, le=MAX_STEPS, description="training steps; 0 = the untrained initialization (a null source)")
+    seed: Seed = 0
+    training_wrappers: list[WrapperEntry] = Field(
+        default_factory=list, max_length=32,
+        description="wrappers used while training the source only (planted corruptions)",
+    )
+    eval: EvalSpec | None = None
+
+    @field_validator("training_wrappers", mode="before")
+    @classmethod
+    def _names(cls, v: Any) -> Any:
+        if isinstance(v, list):
+            return [{"name": w} if isinstance(w, str) else w for w in v]
+        return v
+
+
+class SourceSpec(Strict):
+    """Where a pair's source policy comes from; exactly one key says which kind it is.
+
+    * ``train: {...}``: a training spec (:class:`TrainSource`);
+    * ``policy: PATH``: an rltransfer bundle, a run directory or any SB3 zip (relative to the suite file).
+
+    Further kinds (sources trained with domain randomization or a curriculum) become further keys.
+    """
+
+    train: TrainSource | None = None
+    policy: str | None = Field(default=None, max_length=4096)
+
+    @model_validator(mode="after")
+    def _one(self) -> SourceSpec:
+        given = [k for k in ("train", "policy") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(f"a source needs exactly one of 'train' or 'policy', got {given or 'none'}")
+        return self
+
+    @property
+    def kind(self) -> Literal["train", "policy"]:
+        return "train" if self.train is not None else "policy"
+
+
+class TargetSpec(Strict):
+    """The target task: an env family and parameter overrides."""
+
+    env: str = Field(max_length=4096)
+    params: dict[str, Bounded] = Field(default_factory=dict, max_length=1000)
+
+
+class StrategyEntry(Strict):
+    """A transfer arm: a strategy from :data:`rltransfer.transfer.STRATEGIES` and its options.
+
+    In YAML either a bare name (``finetune``) or
+    ``{name: freeze, label: freeze1, options: {freeze_layers: 1}}``.
+    """
+
+    name: str = Field(max_length=MAX_NAME_CHARS)
+    label: str | None = Field(default=None, max_length=MAX_NAME_CHARS)
+    options: dict[str, Any] = Field(default_factory=dict, max_length=64)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, v: Any) -> Any:
+        return {"name": v} if isinstance(v, str) else v
+
+    @model_validator(mode="after")
+    def _check(self) -> StrategyEntry:
+        from rltransfer.transfer import parse_strategy
+
+        parse_strategy(self.name, self.options)  # unknown names get "Did you mean", bad options are errors
+        if self.label is not None and not _NAME.match(self.label):
+            raise ValueError(f"label {short_repr(self.label)} must be letters, digits, '_', '-' or '.'")
+        return self
+
+    @property
+    def arm(self) -> str:
+        return self.label or self.name
+
+
+class PairSpec(Strict):
+    """One source -> target pair and the strategies compared with scratch on it."""
+
+    name: str = Field(max_length=MAX_NAME_CHARS)
+    source: SourceSpec
+    target: TargetSpec
+    strategies: list[StrategyEntry] = Field(min_length=1, max_length=64)
+    agent: str | None = Field(
+        default=None, max_length=4096, description="target agent (name or YAML path); default: shipped"
+    )
+    role: Literal[ROLES] = "other"  # type: ignore[valid-type]
+    description: str = ""
+    budget: Int | None = Field(default=None, ge=1, le=MAX_STEPS, description="overrides the suite's budget for this pair")
+    eval: EvalSpec | None = None
+    threshold: Bounded | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not _NAME.match(v):
+            raise ValueError(f"pair name {short_repr(v)} must be letters, digits, '_', '-' or '.' (it names a folder)")
+        return v
+
+    @field_validator("role", mode="before")
+    @classmethod
+    def _null_role(cls, v: Any) -> Any:
+        return "null" if v is None else v  # YAML `role: null` parses as None
+
+    @model_validator(mode="after")
+    def _arms(self) -> PairSpec:
+        arms = [s.arm for s in self.strategies]
+        dup = sorted({a for a in arms if arms.count(a) > 1})
+        if dup:
+            raise ValueError(f"strategies {short_repr(dup)} appear twice; give each a distinct 'label'")
+        if SCRATCH in arms:
+            raise ValueError(f"'{SCRATCH}' is the from-scratch arm; pick another label")
+        return self
+
+
+class MetricsSettings(Strict):
+    last_k: Int = Field(default=3, ge=1, le=10_000, description="evaluations averaged for asymptotic performance")
+
+
+class DetectionSettings(Strict):
+    """The online negative-transfer detector on transfer arms (see :mod:`rltransfer.detection`).
+
+    ``action``: ``warn`` (runs continue; the report says what stopping would have saved), ``stop`` (the
+    run stops at the alarm; its last evaluation is held to the budget for the metrics), ``fallback``
+    (stop, then train from scratch for the rest of the budget in ``fallback/``; the arm's curve is the
+    transfer curve up to the alarm followed by the fallback's).
+    """
+
+    enable: bool = True
+    action: Literal["warn", "stop", "fallback"] = "warn"
+    min_evals: Int = Field(default=3, ge=1, le=10_000)
+    confidence: Float = Field(default=0.975, gt=0.5, lt=1.0, description="one-sided, in (0.5, 1)")
+    patience: Int = Field(default=4, ge=1, le=10_000, description="consecutive worse evaluations before an alarm")
+    margin: Float = Field(default=0.0, ge=0.0, lt=1.0, description="fraction of the return range")
+    window: Int = Field(default=1, ge=1, le=10_000, description="evaluations averaged on both sides")
+
+
+class Suite(Strict):
+    """A benchmark suite (``benchmarks/<name>.yaml``)."""
+
+    name: str = Field(max_length=MAX_NAME_CHARS)
+    description: str = ""
+    seeds: Int | list[Seed] = Field(
+        description=f"number of seeds (0..n-1, n in [1, {MAX_SEEDS}]) or an explicit list of at most {MAX_SEEDS} "
+        f"distinct seeds in [0, {MAX_SEED}]"
+    )
+    budget: Int = Field(ge=1, le=MAX_STEPS, description="training steps of every target run")
+    eval: EvalSpec
+    threshold: Bounded | None = Field(default=None, description="success threshold (default: the family's)")
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    detection: DetectionSettings = Field(default_factory=DetectionSettings)
+    min_seeds: Int = Field(default=3, ge=2, le=MAX_SEEDS)
+    alpha: Float = Field(default=0.05, gt=0.0, lt=1.0)
+    save_freq: Int | None = Field(
+        default=10_000, ge=1, le=MAX_STEPS,
+        description="checkpoint every run every this many env steps, so an interrupted benchmark resumes its runs "
+        "where they were (null: no checkpoints; interrupted runs start over)",
+    )
+    pairs: list[PairSpec] = Field(min_length=1, max_length=1000)
+    source_file: str = Field(default="", exclude=True)
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds(cls, v: int | list[int]) -> int | list[int]:
+        if isinstance(v, int) and not 1 <= v <= MAX_SEEDS:
+            raise ValueError(f"seeds must be a count in [1, {MAX_SEEDS}] or a list, got {short_repr(v)}")
+        if isinstance(v, list) and (not v or len(v) > MAX_SEEDS or len(set(v)) != len(v)):
+            raise ValueError(
+                f"seeds must be a non-empty list of at most {MAX_SEEDS} distinct integers, got {short_repr(v)}"
+            )
+        return v
+
+    @model_validator(mode="after")
+    def _unique(self) -> Suite:
+        names = [p.name for p in self.pairs]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"pair names must be unique, got {short_repr(dup)} more than once")
+        return self
+
+    @property
+    def seed_list(self) -> list[int]:
+        return list(range(self.seeds)) if isinstance(self.seeds, int) else list(self.seeds)
+
+    def budget_of(self, pair: PairSpec) -> int:
+        return pair.budget or self.budget
+
+    def eval_of(self, pair: PairSpec) -> EvalSpec:
+        return pair.eval or self.eval
+
+    def pair(self, name: str) -> PairSpec:
+        for p in self.pairs:
+            if p.name == name:
+                return p
+        raise unknown_name("pair", name, [p.name for p in self.pairs], where=self.source_file)
+
+
+def _resolve_path(value: str, base: Path) -> str:
+    """A path relative to the suite file's folder (names without a suffix or a slash stay names)."""
+    p = Path(value).expanduser()
+    if p.suffix or p.parent != Path("."):
+        return str(p if p.is_absolute() else (base / p).resolve())
+    return value
+
+
+def load_suite(name_or_path: str | Path) -> Suite:
+    """Load and check a suite by shipped name (``quick``) or YAML path.
+
+    Everything is checked before anything runs: keys (unknown ones are errors naming the file and key
+    path), strategy names and options, env families, parameter bounds, agents, wrappers, policy paths.
+
+    Raises:
+        ConfigError: with the file, the key path and what would be valid.
+    """
+    path = resources.find("benchmarks", name_or_path)
+    suite: Suite = validate(Suite, read_yaml(path), str(path))
+    suite.source_file = str(path)
+    base = Path(path).resolve().parent
+    for pair in suite.pairs:
+        if pair.agent is not None:
+            pair.agent = _resolve_path(pair.agent, base)
+        if pair.source.train is not None:
+            pair.source.train.agent = _resolve_path(pair.source.train.agent, base)
+        if pair.source.policy is not None:
+            pair.source.policy = _resolve_path(pair.source.policy, base)
+    check_suite(suite)
+    return suite
+
+
+def check_suite(suite: Suite) -> None:
+    """Resolve every name the suite uses (families, agents, parameters, policy files)."""
+    from rltransfer.config import load_agent, load_family
+
+    where = suite.source_file or suite.name
+    for i, pair in enumerate(suite.pairs):
+        loc = f"{where}: pairs.{i} ({pair.name})"
+        try:
+            family = load_family(pair.target.env)
+        except RLTransferError as exc:
+            raise ConfigError(f"{loc}.target.env: {exc}") from None
+        try:
+            family.resolve_params(pair.target.params)
+        except RLTransferError as exc:
+            raise ConfigError(f"{loc}.target.params: {exc}") from None
+        if suite.threshold is None and pair.threshold is None and family.success_threshold is None:
+            raise ConfigError(
+                f"{loc}: no success threshold: family {family.name!r} has none; set 'threshold'"
+            )
+        if pair.agent is not None:
+            try:
+                load_agent(pair.agent, family.name)
+            except RLTransferError as exc:
+                raise ConfigError(f"{loc}.agent: {exc}") from None
+        train = pair.source.train
+        if train is not None:
+            try:
+                src_family = load_family(train.env)
+            except RLTransferError as exc:
+                raise ConfigError(f"{loc}.source.train.env: {exc}") from None
+            try:
+                src_family.resolve_params(train.params)
+            except RLTransferError as exc:
+                raise ConfigError(f"{loc}.source.train.params: {exc}") from None
+            try:
+                load_agent(train.agent, src_family.name)
+            except RLTransferError as exc:
+                raise ConfigError(f"{loc}.source.train.agent: {exc}") from None
+        elif pair.source.policy is not None and not Path(pair.source.policy).exists():
+            raise ConfigError(f"{loc}.source.policy: {pair.source.policy} does not exist")
+
+
+# ------------------------------------------------------------------------------------- stored with runs
+
+
+def save_suite(suite: Suite, out: Path) -> None:
+    """Write the validated suite to ``out/suite.json`` (what reports are rendered from)."""
+    atomic_write_json(out / "suite.json", {"source_file": suite.source_file, **suite.model_dump(mode="json")})
+
+
+def stored_suite(out: str | Path) -> Suite:
+    """The suite a benchmark folder was run with (``suite.json``)."""
+    path = Path(out) / "suite.json"
+    if not path.is_file():
+        raise ConfigError(f"{out}: not a benchmark folder (no suite.json); run `rltransfer benchmark` first")
+    data = read_json(path, "stored suite")
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a JSON object")
+    source = str(data.pop("source_file", ""))[:1000]
+    suite: Suite = validate(Suite, data, str(path))
+    suite.source_file = source
+    return suite
