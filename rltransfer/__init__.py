@@ -17,6 +17,7 @@ __all__ = [
     "load_family",
     "load_policy",
     "make_env",
+    "resume",
     "train",
 ]
 
@@ -30,10 +31,10 @@ def __getattr__(name: str):  # lazy: importing rltransfer stays cheap and free o
         from rltransfer.environments import make_env
 
         return make_env
-    if name == "train":
-        from rltransfer.training import train
+    if name in ("train", "resume"):
+        from rltransfer import pipeline
 
-        return train
+        return getattr(pipeline, name)
     if name in ("load_bundle", "load_policy"):
         from rltransfer import bundle
 

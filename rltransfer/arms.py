@@ -12,7 +12,6 @@ differs between the arms of a pair.
 
 from __future__ import annotations
 
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -74,15 +73,10 @@ class PairPlan:
                           seed, ev.freq, ev.episodes, checkpoints=self.checkpoints, label=label)
 
 
-@lru_cache(maxsize=64)
-def _plan_cached(suite_json: str, pair_name: str, out: str, save_freq: int | None) -> PairPlan:
-    suite = Suite.model_validate_json(suite_json)
-    return PairPlan(suite, suite.pair(pair_name), Path(out), CheckpointSpec(save_freq=save_freq))
-
-
 def pair_plan(suite: Suite, pair: PairSpec, out: str | Path = ".", save_freq: int | None = None) -> PairPlan:
-    """The resolved plan of ``pair`` (cached: resolving loads YAML files and file sources)."""
-    return _plan_cached(suite.model_dump_json(), pair.name, str(Path(out).resolve()), save_freq)
+    """The resolved plan of ``pair``: files are read anew every time (never cached by name), so what a
+    run depends on is always the files' current content."""
+    return PairPlan(suite, pair, Path(out).resolve(), CheckpointSpec(save_freq=save_freq))
 
 
 def scratch_spec(plan: PairPlan, seed: int) -> RunSpec:

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import shutil
 import time
 import warnings
@@ -36,7 +35,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
 
 from rltransfer.analysis import Analysis, ArmResult, RunRecord, analyze
 from rltransfer.errors import ConfigError

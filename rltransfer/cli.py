@@ -71,18 +71,8 @@ def cmd_transfer(args: argparse.Namespace) -> int:
     from rltransfer.pipeline import transfer
     from rltransfer.transfer import parse_index_map
 
-    options: dict[str, Any] = {}
-    if args.freeze_layers is not None:
-        options["freeze_layers"] = args.freeze_layers
-    if args.freeze_pattern:
-        options["freeze_patterns"] = args.freeze_pattern
-    if args.heads:
-        options["heads"] = [h.strip() for h in args.heads.split(",") if h.strip()]
-    for key in ("l2sp_alpha", "lr_scale", "kickstart_weight", "kickstart_end_fraction"):
-        if getattr(args, key) is not None:
-            options[key] = getattr(args, key)
     result = transfer(
-        args.source, args.env, params=parse_set(args.set), strategy=args.strategy, options=options,
+        args.source, args.env, params=parse_set(args.set), strategy=args.strategy, options=strategy_options_of(args),
         agent=args.agent, algo=args.algo, steps=args.steps, seed=args.seed, out=args.out, name=args.name,
         eval_freq=args.eval_freq, eval_episodes=args.eval_episodes,
         obs_map=parse_index_map(args.obs_map, "--obs-map", names=True), action_map=parse_index_map(args.action_map, "--action-map"),
@@ -97,6 +87,67 @@ def cmd_transfer(args: argparse.Namespace) -> int:
     con.print(f"return:       {curve.mean[0]:.2f} at step 0 (jumpstart) -> {curve.mean[-1]:.2f} at step {curve.steps[-1]}")
     con.print(f"tensorboard:  tensorboard --logdir {result.run_dir.parent}")
     return 0
+
+
+def strategy_options_of(args: argparse.Namespace) -> dict[str, Any]:
+    """The strategy options given on the command line (one flag per option of a registered strategy)."""
+    from rltransfer.transfer import strategy_options
+
+    options: dict[str, Any] = {}
+    for opt in strategy_options():
+        value = getattr(args, opt.name, None)
+        if value is not None and value != []:
+            options[opt.name] = value
+    return options
+
+
+def _comma_list(item: type) -> Callable[[str], list[Any]]:
+    def parse(text: str) -> list[Any]:
+        return [item(part.strip()) for part in text.split(",") if part.strip()]
+
+    parse.__name__ = f"comma list of {item.__name__}"  # argparse names it in "invalid ... value"
+    return parse
+
+
+def _add_strategy_args(p: argparse.ArgumentParser) -> None:
+    """One flag per option of the registered strategies, typed and described from its options model."""
+    from rltransfer.transfer import STRATEGIES, strategy_options
+
+    group = p.add_argument_group("strategy options", "each applies to the strategies it names")
+    group.add_argument("--strategy", default="finetune", help="; ".join(
+        f"{name}: {cls.summary}" for name, cls in STRATEGIES.items()) + " (default: finetune)")
+    for opt in strategy_options():
+        metavar = opt.name.upper().removesuffix("S") if opt.repeat else opt.name.upper()
+        if opt.type is bool:
+            group.add_argument(opt.flag, dest=opt.name, action=argparse.BooleanOptionalAction, help=opt.help)
+        elif opt.repeat:
+            group.add_argument(opt.flag, dest=opt.name, action="append", type=opt.type, metavar=metavar,
+                               help=opt.help)
+        elif opt.is_list:
+            group.add_argument(opt.flag, dest=opt.name, type=_comma_list(opt.type), metavar=f"{metavar}[,...]",
+                               help=opt.help)
+        else:
+            group.add_argument(opt.flag, dest=opt.name, type=opt.type, metavar=metavar, help=opt.help)
+
+
+class _TransferParser(argparse.ArgumentParser):
+    """The ``transfer`` subcommand's parser. Its strategy flags come from the strategy registry, which
+    imports torch and SB3, so they are added when the subcommand is parsed: other commands start fast."""
+
+    _strategy_args = False
+
+    def _with_strategy_args(self) -> None:
+        if not self._strategy_args:
+            self._strategy_args = True
+            _add_strategy_args(self)
+
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:  # type: ignore[override]
+        self._with_strategy_args()
+        return super().parse_known_args(args, namespace)
+
+    def format_help(self) -> str:
+        self._with_strategy_args()
+        return super().format_help()
 
 
 def _print_plan(con: Any, plan: Any) -> None:
@@ -275,9 +326,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_evaluate)
 
     p = sub.add_parser("transfer", help="transfer a saved policy into an agent for a target env, and train it")
+    p.__class__ = _TransferParser  # strategy flags added on use (see _TransferParser)
     p.add_argument("--from", dest="source", required=True, help="bundle folder, run directory, or SB3 .zip")
     _add_env_args(p)
-    p.add_argument("--strategy", default="finetune", help="finetune, freeze, reinit_heads, l2sp, lower_lr, kickstart")
     p.add_argument("--agent", help="target agent name or YAML (default: the source's algorithm for this env)")
     p.add_argument("--algo", help="target algorithm (default: the source's; a2c <-> ppo allowed)")
     p.add_argument("--steps", type=int)
@@ -289,13 +340,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--obs-map", help="per target obs feature: source index or name, '-' = new (e.g. '0,1,-,3'); or 'auto' (match names)")
     p.add_argument("--action-map", help="target action index -> source index, e.g. '0,1,-'")
     p.add_argument("--wrapper", action="append", help="extra target env wrapper by name (repeatable)")
-    p.add_argument("--freeze-layers", type=int, help="freeze: the first K feature layers (default: all)")
-    p.add_argument("--freeze-pattern", action="append", help="freeze: tensor-name glob (repeatable)")
-    p.add_argument("--heads", help="reinit_heads: comma list of policy,value,critic,q (default: all)")
-    p.add_argument("--l2sp-alpha", type=float)
-    p.add_argument("--lr-scale", type=float, help="lower_lr: learning-rate factor of transferred tensors")
-    p.add_argument("--kickstart-weight", type=float)
-    p.add_argument("--kickstart-end-fraction", type=float)
     p.add_argument("--save-freq", type=int, metavar="N", help="write a checkpoint every N env steps")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(handler=cmd_transfer)

@@ -29,7 +29,7 @@ from pydantic import (
 from rltransfer import resources
 from rltransfer.errors import ConfigError, ParameterBoundsError, ResourceLimitError, did_you_mean, unknown_name
 from rltransfer.limits import (
-    MAX_LAYER_WIDTH, MAX_NESTING, MAX_NODES, MAX_YAML_BYTES, check_structure, clip_text, read_bytes, short_repr,
+    MAX_LAYER_WIDTH, MAX_NESTING, MAX_NODES, MAX_YAML_BYTES, check_structure, read_bytes, short_repr,
 )
 from rltransfer.sb3layout import ACTIVATION_NAMES, ALGOS, ON_POLICY, POLICIES, algo_class, constructor_params
 

@@ -8,8 +8,8 @@ a benchmark folder as ``suite.json``, which reports are rendered from.
 
 Also here, because both the runner (:mod:`rltransfer.benchmark`) and the analysis
 (:mod:`rltransfer.analysis`) need them: the names of the files in a run directory (:data:`TASK_FILE`,
-:data:`DETECTION_FILE`), the scratch arm's name (:data:`SCRATCH`), the resolved training spec of a source
-(:func:`source_spec`) and which pairs share scratch runs (:func:`scratch_owners`).
+:data:`DETECTION_FILE`) and the scratch arm's name (:data:`SCRATCH`). What runs a suite makes, as run
+specs with content fingerprints, is :mod:`rltransfer.arms`.
 """
 
 from __future__ import annotations
@@ -46,13 +46,8 @@ __all__ = [
     "TrainSource",
     "WrapperEntry",
     "check_suite",
-    "fingerprint",
     "load_suite",
-    "policy_fingerprint",
     "save_suite",
-    "scratch_identity",
-    "scratch_owners",
-    "source_spec",
     "stored_suite",
 ]
 
@@ -322,8 +317,10 @@ def load_suite(name_or_path: str | Path) -> Suite:
     for pair in suite.pairs:
         if pair.agent is not None:
             pair.agent = _resolve_path(pair.agent, base)
+        pair.target.env = _resolve_path(pair.target.env, base)
         if pair.source.train is not None:
             pair.source.train.agent = _resolve_path(pair.source.train.agent, base)
+            pair.source.train.env = _resolve_path(pair.source.train.env, base)
         if pair.source.policy is not None:
             pair.source.policy = _resolve_path(pair.source.policy, base)
     check_suite(suite)

@@ -25,25 +25,26 @@ import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from types import UnionType
+from typing import Any, ClassVar, Literal, TypeVar, Union, get_args, get_origin
 
 import gymnasium as gym
 import numpy as np
 import torch
-from pydantic import Field
+from pydantic import Field, ValidationError, model_validator
+from pydantic.fields import FieldInfo
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.utils import set_random_seed
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
 from rltransfer.bundle import LoadedPolicy, load_policy
 from rltransfer.config import AgentSpec, EnvFamily, PolicyKwargs, Strict, load_agent, load_family, validate
-from rltransfer.environments import WrapperSpec, family_for_gym_id, make_vec_env, observation_names
+from rltransfer.environments import WrapperSpec, family_for_gym_id, observation_names
 from rltransfer.errors import ConfigError, IncompatibleSpacesError, TransferError, unknown_name
 from rltransfer.normalization import NormalizationStats
-from rltransfer.rundir import atomic_write_json, command_line, write_config, write_status
 from rltransfer.sb3layout import HEADS, ON_POLICY, POLICY_CLASS, Role, tensor_roles
-from rltransfer.sb3layout import online_twin as _online_twin, role_text as _role_text
+from rltransfer.sb3layout import online_twin as _online_twin
+from rltransfer.sb3layout import role_text as _role_text
 from rltransfer.spec import RunSpec
 from rltransfer.training import RunResult, build_model
 
@@ -51,52 +52,270 @@ COMPATIBLE = {frozenset({"ppo", "a2c"})}
 
 # ------------------------------------------------------------------------------------------- strategies
 
-STRATEGIES: dict[str, str] = {
-    "finetune": "copy every tensor that fits and train all of them",
-    "freeze": "copy, then freeze the feature (hidden) layers; the optimizer only sees trainable tensors",
-    "reinit_heads": "copy, then re-initialize the output heads (policy, value, critics: selectable)",
-    "l2sp": "copy, then pull transferred weights toward their starting values (L2-SP penalty)",
-    "lower_lr": "copy, then train transferred tensors with a smaller learning rate than new ones",
-    "kickstart": "copy, plus an auxiliary loss toward the source policy's actions with a decaying weight",
-}
+HeadName = Literal[HEADS]  # type: ignore[valid-type]
 
 
-class StrategySpec(Strict):
-    """A named strategy and its options. Options not used by the chosen strategy are errors."""
+class Strategy(Strict):
+    """A transfer strategy: its options (the pydantic fields) and what it does to the plan and the run.
 
-    name: Literal[tuple(STRATEGIES)] = "finetune"  # type: ignore[valid-type]
-    freeze_layers: int | None = Field(default=None, ge=1, description="freeze: first k feature layers (default all)")
-    freeze_patterns: list[str] = Field(default_factory=list, description="freeze: tensor-name glob patterns")
-    heads: list[Literal[HEADS]] = Field(default_factory=list)  # type: ignore[valid-type]
-    l2sp_alpha: float = Field(default=0.01, gt=0)
-    lr_scale: float = Field(default=0.1, gt=0, le=1)
-    kickstart_weight: float = Field(default=1.0, gt=0)
-    kickstart_end_fraction: float = Field(default=0.5, gt=0, le=1)
-    kickstart_epochs: int = Field(default=1, ge=1)
-    kickstart_batch_size: int = Field(default=256, ge=1)
+    A new strategy is one subclass registered with :func:`register_strategy`: a ``name``, a one-line
+    ``summary``, its options as fields with bounds and a ``description`` (each becomes a flag of
+    ``rltransfer transfer``, e.g. ``--lr-scale``), and whichever hooks it needs:
 
-    def check(self) -> StrategySpec:
-        """Reject options that the chosen strategy would silently ignore."""
-        used = {
-            "finetune": set(), "freeze": {"freeze_layers", "freeze_patterns"}, "reinit_heads": {"heads"},
-            "l2sp": {"l2sp_alpha"}, "lower_lr": {"lr_scale"},
-            "kickstart": {"kickstart_weight", "kickstart_end_fraction", "kickstart_epochs", "kickstart_batch_size"},
-        }[self.name]
-        ignored = sorted(k for k in self.model_fields_set - {"name"} if k not in used and k != "heads")
-        if ignored:
-            raise ConfigError(f"strategy {self.name!r} does not use option(s) {ignored}; it uses {sorted(used) or 'none'}")
+    * :meth:`reinit`: re-initialize a tensor instead of copying it;
+    * :meth:`mark`: set ``trainable`` / ``lr_scale`` / ``reason`` of each transferred tensor's plan entry;
+    * :meth:`attach`: change the assembled model and return the SB3 callbacks of the run.
+
+    Freezing and per-tensor learning rates need no code of their own: the optimizers are rebuilt from the
+    marked plan (:func:`rebuild_optimizers`) before :meth:`attach` runs. Options are validated like any
+    config (unknown keys are errors); ``heads`` is shared by every strategy.
+    """
+
+    name: ClassVar[str] = ""
+    summary: ClassVar[str] = ""
+
+    heads: list[HeadName] = Field(  # type: ignore[valid-type]
+        default_factory=list, description="output heads re-initialized instead of copied",
+    )
+
+    @classmethod
+    def own_options(cls) -> list[str]:
+        """The options this strategy adds to the shared ones (``heads``), sorted."""
+        return sorted(set(cls.model_fields) - set(Strategy.model_fields))
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"name": ..., **every option}``: the ``strategy`` entry of a transfer plan."""
+        return {"name": self.name, **self.model_dump()}
+
+    def reinit(self, name: str, role: Role) -> str | None:
+        """Why the target tensor ``name`` is re-initialized instead of transferred (None: it is transferred)."""
+        if role.head is not None and role.head in self.heads:
+            return f"strategy re-initializes the {role.head} head"
+        return None
+
+    def mark(self, tensor: TensorPlan, role: Role) -> None:
+        """Adjust the plan entry of a tensor transferred into the online networks (not target networks)."""
+
+    def attach(self, model: BaseAlgorithm, plan: TransferPlan, source: LoadedPolicy,
+               spec: RunSpec) -> list[BaseCallback]:
+        """Change the model once the weights are in place and its optimizers rebuilt; return the run's
+        strategy callbacks."""
+        return []
+
+
+#: Strategy name -> class. Register new ones with :func:`register_strategy`.
+STRATEGIES: dict[str, type[Strategy]] = {}
+
+#: A strategy with its options, as the rest of the package calls it (``spec.name``, ``spec.lr_scale``).
+StrategySpec = Strategy
+
+_S = TypeVar("_S", bound=type[Strategy])
+
+
+def register_strategy(cls: _S) -> _S:
+    """Class decorator: add a :class:`Strategy` subclass to :data:`STRATEGIES` under its ``name``."""
+    if not (isinstance(cls, type) and issubclass(cls, Strategy)):
+        raise TypeError(f"register_strategy expects a Strategy subclass, got {cls!r}")
+    if not re.fullmatch(r"[a-z][a-z0-9_]*", cls.name or ""):
+        raise ValueError(f"strategy class {cls.__name__} needs a name of lowercase letters, digits and '_', "
+                         f"got {cls.name!r}")
+    if cls.name in STRATEGIES and STRATEGIES[cls.name] is not cls:
+        raise ValueError(f"strategy {cls.name!r} is already registered ({STRATEGIES[cls.name].__name__})")
+    undocumented = [k for k, f in cls.model_fields.items() if not f.description]
+    if undocumented:
+        raise TypeError(f"strategy {cls.name!r}: option(s) {undocumented} need a Field(description=...)")
+    STRATEGIES[cls.name] = cls
+    return cls
+
+
+@register_strategy
+class Finetune(Strategy):
+    name = "finetune"
+    summary = "copy every tensor that fits and train all of them"
+
+
+@register_strategy
+class Freeze(Strategy):
+    name = "freeze"
+    summary = "copy, then freeze the feature (hidden) layers; the optimizer only sees trainable tensors"
+
+    freeze_layers: int | None = Field(default=None, ge=1, description="freeze the first K feature layers "
+                                      "(unset: all of them, or none when patterns are given)")
+    freeze_patterns: list[str] = Field(default_factory=list, description="freeze tensors whose name matches a "
+                                       "glob pattern", json_schema_extra={"cli_flag": "--freeze-pattern",
+                                                                          "cli_repeat": True})
+
+    def mark(self, tensor: TensorPlan, role: Role) -> None:
+        by_depth = role.feature and (self.freeze_layers is None or role.depth < self.freeze_layers)
+        if self.freeze_patterns:
+            by_pattern = any(fnmatch.fnmatch(tensor.name, p) for p in self.freeze_patterns)
+            frozen = by_pattern if self.freeze_layers is None else (by_depth or by_pattern)
+        else:
+            frozen = by_depth
+        if frozen:
+            tensor.trainable = False
+            tensor.reason += "; frozen"
+
+
+@register_strategy
+class ReinitHeads(Strategy):
+    name = "reinit_heads"
+    summary = "copy, then re-initialize the output heads (policy, value, critics: selectable)"
+
+    @model_validator(mode="after")
+    def _all_heads_by_default(self) -> ReinitHeads:
+        if not self.heads:
+            self.heads = list(HEADS)  # assigned, so it is recorded in the run spec like a given option
         return self
 
 
-def parse_strategy(name: str, options: dict[str, Any] | None = None) -> StrategySpec:
-    if name not in STRATEGIES:
-        raise unknown_name("transfer strategy", name, STRATEGIES)
-    from rltransfer.config import validate
+@register_strategy
+class L2SP(Strategy):
+    name = "l2sp"
+    summary = "copy, then pull transferred weights toward their starting values (L2-SP penalty)"
 
-    spec: StrategySpec = validate(StrategySpec, {"name": name, **(options or {})}, f"strategy {name!r}")
-    if name == "reinit_heads" and not spec.heads:
-        spec.heads = ["policy", "value", "critic", "q"]
-    return spec.check()
+    l2sp_alpha: float = Field(default=0.01, gt=0, description="strength of the pull toward the transferred weights")
+
+    def attach(self, model: BaseAlgorithm, plan: TransferPlan, source: LoadedPolicy,
+               spec: RunSpec) -> list[BaseCallback]:
+        return [L2SPLogger(attach_l2sp(model, plan, self.l2sp_alpha))]
+
+
+@register_strategy
+class LowerLR(Strategy):
+    name = "lower_lr"
+    summary = "copy, then train transferred tensors with a smaller learning rate than new ones"
+
+    lr_scale: float = Field(default=0.1, gt=0, le=1, description="learning-rate factor of transferred tensors")
+
+    def mark(self, tensor: TensorPlan, role: Role) -> None:
+        tensor.lr_scale = self.lr_scale
+
+
+@register_strategy
+class Kickstart(Strategy):
+    name = "kickstart"
+    summary = "copy, plus an auxiliary loss toward the source policy's actions with a decaying weight"
+
+    kickstart_weight: float = Field(default=1.0, gt=0, description="initial weight of the loss toward the source")
+    kickstart_end_fraction: float = Field(default=0.5, gt=0, le=1, description="fraction of the run after which "
+                                          "the weight has decayed to zero")
+    kickstart_epochs: int = Field(default=1, ge=1, description="passes over each rollout's observations")
+    kickstart_batch_size: int = Field(default=256, ge=1, description="minibatch size of the kickstarting loss")
+
+    def attach(self, model: BaseAlgorithm, plan: TransferPlan, source: LoadedPolicy,
+               spec: RunSpec) -> list[BaseCallback]:
+        n_actions = flat_dim(model.action_space)
+        if plan.action_map != list(range(n_actions)) or flat_dim(source.action_space) != n_actions:
+            raise TransferError("kickstarting needs the same actions in source and target (identity action map)")
+        return [KickstartCallback(source.model, plan.obs_map, self.kickstart_weight, self.kickstart_end_fraction,
+                                  spec.steps, self.kickstart_epochs, self.kickstart_batch_size)]
+
+
+def parse_strategy(name: str, options: dict[str, Any] | None = None) -> Strategy:
+    """The registered strategy ``name`` with ``options`` validated. Unknown names get "Did you mean";
+    options of other strategies, and unknown keys, are errors."""
+    cls = STRATEGIES.get(name) if isinstance(name, str) else None
+    if cls is None:
+        raise unknown_name("transfer strategy", str(name), STRATEGIES)
+    options = dict(options or {})
+    others = {k for c in STRATEGIES.values() for k in c.model_fields} - set(cls.model_fields)
+    ignored = sorted(k for k in options if k in others)
+    if ignored:
+        raise ConfigError(f"strategy {name!r} does not use option(s) {ignored}; it uses {cls.own_options() or 'none'}")
+    strategy: Strategy = validate(cls, options, f"strategy {name!r}")
+    return strategy
+
+
+@dataclass(frozen=True)
+class StrategyOption:
+    """One option of the registered strategies, as a command-line flag (see :func:`strategy_options`).
+
+    Attributes:
+        name: the option (field) name, e.g. ``lr_scale``.
+        flag: its flag, ``--lr-scale`` (a field may set another with ``json_schema_extra={"cli_flag": ...}``).
+        type: the value type (``int``, ``float``, ``str``, ``bool``), of each item for a list.
+        is_list: a list option: a comma list, or with ``repeat`` the flag given once per item.
+        repeat: see ``is_list`` (``json_schema_extra={"cli_repeat": True}``).
+        help: the description, naming the strategies that take it, the bounds, choices and default.
+    """
+
+    name: str
+    flag: str
+    type: type
+    is_list: bool
+    repeat: bool
+    help: str
+
+
+def _value_type(annotation: Any, where: str) -> tuple[type, bool, tuple[Any, ...]]:
+    """``(item type, is a list, choices)`` of an option annotation; TypeError for what a flag cannot take."""
+    args = [a for a in get_args(annotation) if a is not type(None)]
+    if get_origin(annotation) in (Union, UnionType) and len(args) == 1:
+        annotation, args = args[0], list(get_args(args[0]))
+    is_list = get_origin(annotation) is list
+    item = args[0] if is_list and args else annotation
+    choices: tuple[Any, ...] = ()
+    if get_origin(item) is Literal:
+        choices = get_args(item)
+        item = type(choices[0])
+    if item not in (int, float, str, bool) or (is_list and item is bool):
+        raise TypeError(f"{where}: a command-line option must be int, float, str, bool, a Literal of them or a "
+                        f"list of those, got {annotation!r}")
+    return item, is_list, choices
+
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return "unset"
+    if isinstance(value, list):
+        return ",".join(map(str, value)) or "none"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _bounds(info: FieldInfo) -> str:
+    signs = {"gt": ">", "ge": ">=", "lt": "<", "le": "<="}
+    parts = [f"{sign} {getattr(m, key):g}" for m in info.metadata for key, sign in signs.items()
+             if getattr(m, key, None) is not None]
+    return ", ".join(parts)
+
+
+def strategy_options() -> list[StrategyOption]:
+    """Every option of every registered strategy, each once (a name shared by strategies must have one
+    type), the shared options last: what ``rltransfer transfer`` offers as flags."""
+    owners: dict[str, list[type[Strategy]]] = {}
+    for cls in STRATEGIES.values():
+        for key in cls.model_fields:
+            owners.setdefault(key, []).append(cls)
+    shared = [k for k in owners if k in Strategy.model_fields]
+    out = []
+    for key in [*(k for k in owners if k not in shared), *shared]:
+        classes = owners[key]
+        infos = [c.model_fields[key] for c in classes]
+        if len({repr(i.annotation) for i in infos}) > 1:
+            raise TypeError(f"strategy option {key!r} has different types in strategies "
+                            f"{[c.name for c in classes]}: {sorted({repr(i.annotation) for i in infos})}")
+        info = infos[0]
+        item, is_list, choices = _value_type(info.annotation, f"option {key!r} of strategy {classes[0].name!r}")
+        extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+        defaults: dict[str, list[str]] = {}
+        for cls in classes:
+            try:
+                default = getattr(cls(), key)  # as constructed, e.g. reinit_heads: every head
+            except (ValidationError, TypeError):
+                default = "required" if info.is_required() else info.get_default(call_default_factory=True)
+            defaults.setdefault(_shown(default), []).append(cls.name)
+        first, *rest = defaults.items()
+        default_text = "; ".join([first[0], *(f"{', '.join(names)}: {d}" for d, names in rest)])
+        who = "any strategy" if key in shared and len(classes) == len(STRATEGIES) else ", ".join(c.name for c in classes)
+        details = [d for d in (_bounds(info), f"of {', '.join(map(str, choices))}" if choices else "",
+                               "repeatable" if extra.get("cli_repeat") else "comma list" if is_list else "") if d]
+        text = f"{who}: {info.description or key}" + (f" ({'; '.join(details)})" if details else "")
+        out.append(StrategyOption(
+            name=key, flag=str(extra.get("cli_flag") or "--" + key.replace("_", "-")), type=item, is_list=is_list,
+            repeat=bool(extra.get("cli_repeat")), help=f"{text} (default: {default_text})",
+        ))
+    return out
 
 
 # ------------------------------------------------------------------------------------------ space mapping
@@ -414,7 +633,7 @@ def compute_plan(
     roles = tensor_roles(target_algo, list(tgt_sd), {k: tuple(v.shape) for k, v in tgt_sd.items()})
     plan = TransferPlan(
         source=str(source.path), source_algo=source.algo, target_algo=target_algo,
-        strategy=strategy.model_dump(), source_observation=_describe(source.observation_space),
+        strategy=strategy.to_dict(), source_observation=_describe(source.observation_space),
         target_observation=_describe(target.observation_space), source_action=_describe(source.action_space),
         target_action=_describe(target.action_space), obs_map=omap, action_map=amap,
     )
@@ -424,9 +643,9 @@ def compute_plan(
         role = roles[name]
         if role.target_net:
             continue
-        if role.head is not None and role.head in strategy.heads:
-            entry = TensorPlan(name, "reinit", f"strategy re-initializes the {role.head} head",
-                               list(tensor.shape), name, list(src_sd[name].shape) if name in src_sd else None,
+        why = strategy.reinit(name, role)
+        if why is not None:
+            entry = TensorPlan(name, "reinit", why, list(tensor.shape), name, list(src_sd[name].shape) if name in src_sd else None,
                                role=_role_text(role))
             plan.tensors.append(entry)
             continue
@@ -450,25 +669,10 @@ def compute_plan(
         plan.notes.append(f"{source.algo} -> {target_algo}: same policy class ({POLICY_CLASS[target_algo]})")
     plan.notes.append("source optimizer state not carried over; target hyperparameters and schedules apply; "
                       "num_timesteps starts at 0")
-    _apply_strategy_marks(plan, roles, strategy)
-    return plan, new_sd
-
-
-def _apply_strategy_marks(plan: TransferPlan, roles: dict[str, Role], strategy: StrategySpec) -> None:
     for t in plan.tensors:
-        role = roles[t.name]
-        if strategy.name == "freeze" and t.transferred and not role.target_net:
-            by_depth = role.feature and (strategy.freeze_layers is None or role.depth < strategy.freeze_layers)
-            if strategy.freeze_patterns:
-                by_pattern = any(fnmatch.fnmatch(t.name, p) for p in strategy.freeze_patterns)
-                frozen = by_pattern if strategy.freeze_layers is None else (by_depth or by_pattern)
-            else:
-                frozen = by_depth
-            if frozen:
-                t.trainable = False
-                t.reason += "; frozen"
-        if strategy.name == "lower_lr" and t.transferred and not role.target_net:
-            t.lr_scale = strategy.lr_scale
+        if t.transferred and not roles[t.name].target_net:
+            strategy.mark(t, roles[t.name])
+    return plan, new_sd
 
 
 def check_algorithms(source: str, target: str) -> None:
@@ -796,17 +1000,7 @@ def assemble_transfer(
     model.set_env(venv)
     model.policy.load_state_dict({**model.policy.state_dict(), **new_sd}, strict=True)
     rebuild_optimizers(model, plan)
-    callbacks: list[BaseCallback] = []
-    if spec_s.name == "l2sp":
-        callbacks.append(L2SPLogger(attach_l2sp(model, plan, spec_s.l2sp_alpha)))
-    if spec_s.name == "kickstart":
-        if plan.action_map != list(range(flat_dim(model.action_space))) or flat_dim(
-            loaded.action_space
-        ) != flat_dim(model.action_space):
-            raise TransferError("kickstarting needs the same actions in source and target (identity action map)")
-        callbacks.append(KickstartCallback(loaded.model, plan.obs_map, spec_s.kickstart_weight,
-                                           spec_s.kickstart_end_fraction, spec.steps, spec_s.kickstart_epochs,
-                                           spec_s.kickstart_batch_size))
+    callbacks = spec_s.attach(model, plan, loaded, spec)
     return model, venv, eval_env, callbacks, {"transfer/plan": plan.markdown()}, {"transfer_plan.json": plan}
 
 

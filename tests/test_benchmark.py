@@ -180,6 +180,39 @@ def test_expansion_shares_sources_and_orders_dependencies(tmp_path: Path) -> Non
     assert {t.fingerprint for t in tasks if t.kind == "source"} < {t.fingerprint for t in tasks2 if t.kind == "source"}
 
 
+def test_fingerprints_hash_contents_not_names(tmp_path: Path) -> None:
+    """The reported stale-resume bug: changing learning_rate in the target agent's YAML (same file name) must
+    change every scratch and transfer fingerprint, and nothing else."""
+    path = tiny_suite(tmp_path)
+    data = yaml.safe_load(path.read_text())
+    target_agent = json.loads(json.dumps(TINY_AGENT))
+    (tmp_path / "target_ppo.yaml").write_text(yaml.safe_dump(target_agent))
+    for pair in data["pairs"]:
+        pair["agent"] = "target_ppo.yaml"
+    write_yaml(path, data)
+    before = {t.key: t.fingerprint for t in expand(load_suite(path), tmp_path / "out")}
+    assert before == {t.key: t.fingerprint for t in expand(load_suite(path), tmp_path / "out")}
+    target_agent["families"]["cartpole"]["hyperparams"]["learning_rate"] = 0.1
+    (tmp_path / "target_ppo.yaml").write_text(yaml.safe_dump(target_agent))
+    after = {t.key: t.fingerprint for t in expand(load_suite(path), tmp_path / "out")}
+    assert before.keys() == after.keys()
+    for key in before:
+        if key.startswith("sources/"):
+            assert before[key] == after[key], key
+        else:
+            assert before[key] != after[key], f"{key} kept its fingerprint after the agent's learning rate changed"
+    # and a family YAML given by path: one parameter's nominal value changes every run on that family
+    family = (Path(__file__).resolve().parents[1] / "envs" / "cartpole.yaml").read_text()
+    (tmp_path / "my-cartpole.yaml").write_text(family)
+    for pair in data["pairs"]:
+        pair["target"]["env"] = "my-cartpole.yaml"
+    write_yaml(path, data)
+    one = {t.key: t.fingerprint for t in expand(load_suite(path), tmp_path / "out") if t.kind != "source"}
+    (tmp_path / "my-cartpole.yaml").write_text(family.replace("nominal: 9.8", "nominal: 9.81", 1))
+    two = {t.key: t.fingerprint for t in expand(load_suite(path), tmp_path / "out") if t.kind != "source"}
+    assert all(one[k] != two[k] for k in one)
+
+
 def test_identical_scratch_arms_are_shared(tmp_path: Path) -> None:
     path = tiny_suite(tmp_path)
     data = yaml.safe_load(path.read_text())
@@ -458,3 +491,32 @@ def test_killed_session_counts_and_its_workers_die_with_it(tmp_path: Path) -> No
     session = json.loads((out / "benchmark.json").read_text())["sessions"][-1]
     assert session["complete"] is False and session["runs_executed"] >= 1 and session["seconds"] > 0
     assert analyze(out).wall_time >= session["seconds"]
+
+
+def test_an_interrupted_benchmark_run_resumes_from_its_checkpoint(tmp_path: Path) -> None:
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    from rltransfer.benchmark import _mark, run_task
+    from rltransfer.pipeline import Interrupted, execute
+    from rltransfer.spec import RunSpec
+
+    class Stop(BaseCallback):
+        def _on_step(self) -> bool:
+            if self.num_timesteps >= 200:
+                raise KeyboardInterrupt
+            return True
+
+    suite = load_suite(tiny_suite(tmp_path, save_freq=128))
+    task = next(t for t in expand(suite, tmp_path / "out") if t.kind == "scratch")
+    run_dir = Path(task.run_dir)
+    run_dir.mkdir(parents=True)
+    _mark(task, complete=False)
+    with pytest.raises(Interrupted):
+        execute(RunSpec.model_validate(task.spec), run_dir, callbacks=[Stop()])
+    assert json.loads((run_dir / "status.json").read_text())["status"] == "interrupted"
+    summary = run_task(task)
+    assert summary["resumed_from"] and "ckpt-" in summary["resumed_from"]
+    assert is_done(task)
+    status = json.loads((run_dir / "status.json").read_text())
+    assert status["status"] == "done" and status["steps"] >= suite.budget
+    assert EvalCurve.load(run_dir).steps[0] == 0  # the curve kept its start across the interruption

@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 
 from rltransfer.bundle import SEAL_FILE, load_bundle, save_bundle
 from rltransfer.config import load_family
-from rltransfer.errors import BundleError, RLTransferError, UnsafeFileError
+from rltransfer.errors import BundleError, RLTransferError
 from rltransfer.evaluation import evaluate
 from rltransfer.inspection import inspect_source
 

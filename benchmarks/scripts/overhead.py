@@ -4,8 +4,9 @@ Run: ``.venv/bin/python benchmarks/scripts/overhead.py [--steps 50000] [--repeat
 
 Both sides use the shipped agent config (agents/ppo.yaml, cartpole), the same seed, one torch thread, and
 ``DummyVecEnv``. Bare SB3 is ``PPO(...).learn(steps)`` with nothing else. rltransfer is the whole
-``train(...)`` call (run directory, TensorBoard, bundle) three ways: with no evaluation (the toolkit's own
-overhead), with the deterministic evaluation before and after training only, and with its default
+``train(...)`` call (run directory, TensorBoard, bundle, guards) four ways: with no evaluation (the
+toolkit's own overhead), the same with a checkpoint every 10k steps, with the deterministic evaluation
+before and after training only, and with its default
 periodic evaluation (10 episodes every 10k steps). Evaluation episodes are extra environment work by
 design, so the last two measure what a user gets, not overhead. Prints steps/s of each and the ratios.
 """
@@ -22,7 +23,8 @@ from stable_baselines3.common.env_util import make_vec_env
 
 from rltransfer.algos import sb3_kwargs
 from rltransfer.config import load_agent
-from rltransfer.training import policy_kwargs_for_sb3, train
+from rltransfer.pipeline import train
+from rltransfer.training import policy_kwargs_for_sb3
 
 
 def bare_sb3(steps: int, seed: int) -> float:
@@ -35,11 +37,12 @@ def bare_sb3(steps: int, seed: int) -> float:
     return steps / (time.perf_counter() - start)
 
 
-def with_rltransfer(steps: int, seed: int, eval_freq: int | None, eval_episodes: int | None) -> float:
+def with_rltransfer(steps: int, seed: int, eval_freq: int | None, eval_episodes: int | None,
+                    save_freq: int | None = None) -> float:
     with tempfile.TemporaryDirectory() as out:
         start = time.perf_counter()
         train("cartpole", "ppo", steps=steps, seed=seed, out=out, name="bench", eval_freq=eval_freq,
-              eval_episodes=eval_episodes)
+              eval_episodes=eval_episodes, save_freq=save_freq)
         return steps / (time.perf_counter() - start)
 
 
@@ -53,6 +56,7 @@ def main() -> None:
     arms = {
         "bare SB3": lambda: bare_sb3(args.steps, args.seed),
         "rltransfer (no evaluation)": lambda: with_rltransfer(args.steps, args.seed, 0, 0),
+        "rltransfer (no eval, ckpt/10k)": lambda: with_rltransfer(args.steps, args.seed, 0, 0, 10_000),
         "rltransfer (eval start/end)": lambda: with_rltransfer(args.steps, args.seed, 0, None),
         "rltransfer (default eval)": lambda: with_rltransfer(args.steps, args.seed, None, None),
     }

@@ -26,16 +26,15 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.utils import set_random_seed
 
 from rltransfer.bundle import load_policy
 from rltransfer.config import load_family
 from rltransfer.metrics import time_to_threshold
-from rltransfer.rundir import read_status, write_config, write_status
-from rltransfer.training import EvalCurve, build_model, make_training_envs, prepare_run, resolved_config, run_learning, train
-from rltransfer.transfer import STRATEGIES, target_agent, transfer
+from rltransfer.pipeline import train, transfer
+from rltransfer.rundir import read_status
+from rltransfer.training import EvalCurve
+from rltransfer.transfer import STRATEGIES, target_agent
 
 
 class StopAtThreshold(BaseCallback):
@@ -51,6 +50,21 @@ class StopAtThreshold(BaseCallback):
 
     def _on_step(self) -> bool:
         return not self.reached
+
+
+class SetParameters(BaseCallback):
+    """SB3's own naive transfer: ``model.set_parameters(source zip)`` (weights and optimizer state), before the
+    first evaluation."""
+
+    def __init__(self, zip_path: Path) -> None:
+        super().__init__()
+        self.zip_path = zip_path
+
+    def _on_training_start(self) -> None:
+        self.model.set_parameters(str(self.zip_path), exact_match=True, device="cpu")
+
+    def _on_step(self) -> bool:
+        return True
 
 
 def run_arm(arm: str, source_dir: Path, seed: int, args: argparse.Namespace) -> Path:
@@ -69,18 +83,10 @@ def run_arm(arm: str, source_dir: Path, seed: int, args: argparse.Namespace) -> 
     if arm == "scratch":
         train(family, spec, target, callbacks=[stop], listeners=[stop.listen], **common)
     elif arm == "naive":
-        setup = prepare_run(family, spec, target, args.budget, seed, out, f"seed{seed}", None, args.eval_freq,
-                            args.eval_episodes)
-        write_config(setup.run_dir, resolved_config(setup, {"naive_from": str(source_dir)}), "naive set_parameters")
-        set_random_seed(seed)
-        torch.set_num_threads(1)
-        venv, eval_env = make_training_envs(setup)
-        model = build_model(spec, venv, seed)
-        model.set_parameters(str(source_dir / "model.zip"), exact_match=True, device="cpu")
-        run_learning(setup, model, venv, eval_env, progress=False, callbacks=[stop], listeners=[stop.listen])
+        train(family, spec, target, callbacks=[SetParameters(source_dir / "model.zip"), stop], listeners=[stop.listen],
+              command="naive set_parameters", **common)
     else:
         transfer(source, family, target, strategy=arm, callbacks=[stop], listeners=[stop.listen], **common)
-    write_status(run_dir, "done", **{k: v for k, v in read_status(run_dir).items() if k not in ("status", "time")})
     return run_dir
 
 
