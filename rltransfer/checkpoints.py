@@ -56,6 +56,8 @@ The manifest's ``exact`` is false, with the reasons, when something cannot be re
 Monitor's ``info["episode"]["t"]`` is wall time and never equal between runs; the Monitor's clock is
 restored as elapsed time so episode times continue. Its episode history (``get_episode_rewards()``) is
 kept for the last :data:`MAX_MONITOR_EPISODES` episodes only.
+
+The env snapshots themselves are made and restored by :mod:`rltransfer.envsnapshot`.
 """
 
 from __future__ import annotations
@@ -73,30 +75,38 @@ import tempfile
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 import torch
-from gymnasium.wrappers import OrderEnforcing, PassiveEnvChecker, TimeLimit
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.buffers import DictReplayBuffer, ReplayBuffer
 from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.noise import NormalActionNoise, VectorizedActionNoise
-from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecEnvWrapper, VecNormalize
+from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecNormalize
 
 from rltransfer import limits
 from rltransfer.callbacks import check_finite_weights
+from rltransfer.envsnapshot import (
+    MAX_MONITOR_EPISODES,
+    base_venv,
+    generator_from_state,
+    generator_state,
+    restore_env,
+    restore_venv,
+    snapshot_env,
+    vec_normalize,
+)
+from rltransfer.envsnapshot import snapshot_venv as _snapshot_venv  # a module attribute: tests replace it
 from rltransfer.errors import BundleError, ConfigError
-from rltransfer.families import FamilyEnv
 from rltransfer.rundir import atomic_write_text, read_npz, versions
-from rltransfer.wrappers import NegateReward, PermuteActions, TimeFeatureWrapper
 
 __all__ = [
-    "CheckpointCallback", "latest_checkpoint", "load_checkpoint", "prune_checkpoints", "restore_env",
-    "save_checkpoint", "snapshot_env",
+    "MAX_MONITOR_EPISODES", "CheckpointCallback", "latest_checkpoint", "load_checkpoint", "prune_checkpoints",
+    "restore_env", "save_checkpoint", "snapshot_env",
 ]
 
 logger = logging.getLogger(__name__)
@@ -205,31 +215,6 @@ def _parse_json(raw: bytes, where: str) -> Any:
 
 # ----------------------------------------------------------------------------------------------- RNGs
 
-_BIT_GENERATORS: dict[str, Callable[[], np.random.BitGenerator]] = {
-    "PCG64": np.random.PCG64, "PCG64DXSM": np.random.PCG64DXSM, "MT19937": np.random.MT19937,
-    "Philox": np.random.Philox, "SFC64": np.random.SFC64,
-}
-
-
-def _generator_state(gen: np.random.Generator | None) -> dict[str, Any] | None:
-    return None if gen is None else dict(gen.bit_generator.state)
-
-
-def _generator_from_state(state: Any, current: np.random.Generator | None) -> np.random.Generator | None:
-    """A generator in ``state`` (reusing ``current`` when it has the same bit generator)."""
-    if state is None:
-        return None
-    name = state.get("bit_generator") if isinstance(state, dict) else None
-    if name not in _BIT_GENERATORS:
-        raise ValueError(f"unknown bit generator {limits.short_repr(name)}; known: {sorted(_BIT_GENERATORS)}")
-    if name == "MT19937" and isinstance(state.get("state"), dict):
-        state = {**state, "state": {**state["state"], "key": np.asarray(state["state"].get("key"), dtype=np.uint32)}}
-    gen = current if current is not None and type(current.bit_generator).__name__ == name else None
-    if gen is None:
-        gen = np.random.Generator(_BIT_GENERATORS[name]())
-    gen.bit_generator.state = state
-    return gen
-
 
 def _numpy_global_state() -> list[Any]:
     name, key, pos, has_gauss, cached = np.random.get_state()
@@ -263,272 +248,12 @@ def _spaces(model: BaseAlgorithm, venv: VecEnv) -> dict[str, gym.Space]:
     """Every action space whose RNG training may draw from (SAC's warm-up samples ``model.action_space``),
     by role; several roles are often the same object."""
     out: dict[str, gym.Space] = {"model.action_space": model.action_space, "venv.action_space": venv.action_space}
-    base = _base_venv(venv)
+    base = base_venv(venv)
     out["base_venv.action_space"] = base.action_space
     if isinstance(base, DummyVecEnv):
         for i, env in enumerate(base.envs):
             out[f"envs[{i}].action_space"] = env.action_space
     return out
-
-
-# -------------------------------------------------------------------------------------- env snapshots
-
-
-def _snap_time_limit(env: TimeLimit) -> dict[str, Any]:
-    return {"elapsed_steps": env._elapsed_steps}
-
-
-def _restore_time_limit(env: TimeLimit, state: dict[str, Any]) -> None:
-    steps = state["elapsed_steps"]
-    if steps is not None and (not isinstance(steps, int) or isinstance(steps, bool) or steps < 0):
-        raise ValueError(f"TimeLimit elapsed_steps must be a non-negative int or None, got {steps!r:.80}")
-    env._elapsed_steps = steps
-
-
-def _snap_order(env: OrderEnforcing) -> dict[str, Any]:
-    return {"has_reset": bool(env._has_reset)}
-
-
-def _restore_order(env: OrderEnforcing, state: dict[str, Any]) -> None:
-    env._has_reset = _bool(state["has_reset"], "has_reset")
-
-
-_CHECKER_FLAGS = ("checked_reset", "checked_step", "checked_render", "close_called", "checked_data_reuse")
-
-
-def _snap_checker(env: PassiveEnvChecker) -> dict[str, Any]:
-    return {flag: bool(getattr(env, flag)) for flag in _CHECKER_FLAGS}
-
-
-def _restore_checker(env: PassiveEnvChecker, state: dict[str, Any]) -> None:
-    for flag in _CHECKER_FLAGS:
-        setattr(env, flag, _bool(state[flag], flag))
-    env._previous_data = None  # only feeds the reset/step data-reuse check, skipped after a restore
-    env.checked_data_reuse = env.checked_data_reuse or env.checked_step
-
-
-#: Monitor episode history kept in a snapshot (the lists grow for ever; training never reads them).
-MAX_MONITOR_EPISODES = 10_000
-
-
-def _snap_monitor(env: Monitor) -> dict[str, Any]:
-    keep = slice(-MAX_MONITOR_EPISODES, None)
-    return {
-        "rewards": [float(r) for r in env.rewards], "needs_reset": bool(env.needs_reset),
-        "episode_returns": [float(r) for r in env.episode_returns[keep]],
-        "episode_lengths": [int(n) for n in env.episode_lengths[keep]],
-        "episode_times": [float(t) for t in env.episode_times[keep]], "total_steps": int(env.total_steps),
-        "elapsed": time.time() - env.t_start, "current_reset_info": dict(env.current_reset_info),
-    }
-
-
-def _numbers(value: Any, what: str, kind: type = float) -> list[Any]:
-    ok = isinstance(value, list) and all(
-        isinstance(v, (int, float) if kind is float else int) and not isinstance(v, bool) for v in value)
-    if not ok:
-        raise ValueError(f"Monitor {what} must be a list of numbers")
-    return [kind(v) for v in value]
-
-
-def _bool(value: Any, what: str) -> bool:
-    if not isinstance(value, bool):
-        raise ValueError(f"{what} must be true or false, got {limits.short_repr(value)}")
-    return value
-
-
-def _restore_monitor(env: Monitor, state: dict[str, Any], history_only: bool = False) -> None:
-    returns = _numbers(state["episode_returns"], "episode_returns")
-    lengths = _numbers(state["episode_lengths"], "episode_lengths", int)
-    times = _numbers(state["episode_times"], "episode_times")
-    total = state["total_steps"]
-    elapsed = state["elapsed"]
-    if not isinstance(total, int) or isinstance(total, bool) or total < 0:
-        raise ValueError("Monitor total_steps must be a non-negative int")
-    if not isinstance(elapsed, (int, float)) or not math.isfinite(elapsed):
-        raise ValueError("Monitor elapsed must be a finite number")
-    if not isinstance(state["current_reset_info"], dict):
-        raise ValueError("Monitor current_reset_info must be an object")
-    env.episode_returns, env.episode_lengths, env.episode_times = returns, lengths, times
-    env.total_steps = total
-    env.t_start = time.time() - float(elapsed)
-    if not history_only:
-        env.rewards = _numbers(state["rewards"], "rewards")
-        env.needs_reset = _bool(state["needs_reset"], "needs_reset")
-        env.current_reset_info = state["current_reset_info"]
-
-
-def _stateless(env: gym.Env) -> dict[str, Any]:
-    return {}
-
-
-def _restore_stateless(env: gym.Env, state: dict[str, Any]) -> None:
-    if state:
-        raise ValueError(f"{type(env).__name__} has no state, got {sorted(state)}")
-
-
-#: Wrappers whose running state is known exactly: class -> (snapshot, restore). Matched by exact type.
-_LAYERS: dict[type, tuple[Callable[[Any], dict[str, Any]], Callable[[Any, dict[str, Any]], None]]] = {
-    TimeLimit: (_snap_time_limit, _restore_time_limit),
-    OrderEnforcing: (_snap_order, _restore_order),
-    PassiveEnvChecker: (_snap_checker, _restore_checker),
-    Monitor: (_snap_monitor, _restore_monitor),
-    FamilyEnv: (FamilyEnv.snapshot_state, FamilyEnv.restore_state),
-    TimeFeatureWrapper: (TimeFeatureWrapper.snapshot_state, TimeFeatureWrapper.restore_state),
-    PermuteActions: (_stateless, _restore_stateless),
-    NegateReward: (_stateless, _restore_stateless),
-}
-
-
-def _chain(env: gym.Env) -> list[gym.Env]:
-    layers = []
-    current: Any = env
-    while isinstance(current, gym.Wrapper):
-        layers.append(current)
-        current = current.env
-    return [*layers, current]
-
-
-def snapshot_env(env: gym.Env) -> dict[str, Any]:
-    """The running state of ``env`` and every wrapper around it, as JSON-able data.
-
-    Known wrappers (:data:`_LAYERS`) give their counters; the unwrapped env gives the physical state its
-    family declares (``Adapter.state_fields``) and its ``np_random``. The result says whether it is
-    ``exact``; if not, ``reasons`` says why (PyBullet, an unknown wrapper) and only what can be kept is
-    recorded (family parameters, Monitor history).
-
-    Returns:
-        ``{"exact": bool, "reasons": [str], "layers": [{"class": name, "state": {...}}], "unwrapped": {...}}``
-    """
-    chain = _chain(env)
-    reasons: list[str] = []
-    layers: list[dict[str, Any]] = []
-    adapter = None
-    for layer in chain[:-1]:
-        handler = _LAYERS.get(type(layer))
-        if handler is None:
-            reasons.append(f"wrapper {type(layer).__name__} has no snapshot support")
-            layers.append({"class": type(layer).__name__, "state": None})
-            continue
-        layers.append({"class": type(layer).__name__, "state": handler[0](layer)})
-        if isinstance(layer, FamilyEnv):
-            adapter = layer.adapter
-    base = chain[-1]
-    unwrapped: dict[str, Any] | None = None
-    if adapter is None:
-        reasons.append(f"{type(base).__name__} is not inside a FamilyEnv: its simulator state is unknown")
-    elif not adapter.snapshotable:
-        reasons.append(f"env family adapter {adapter.name!r} ({type(base).__name__}) cannot be snapshot")
-    else:
-        unwrapped = {"class": type(base).__name__, "fields": adapter.unwrapped_state(base),
-                     "np_random": _generator_state(base._np_random),
-                     "np_random_seed": getattr(base, "_np_random_seed", None)}
-    return {"exact": not reasons, "reasons": reasons, "layers": layers, "unwrapped": unwrapped}
-
-
-def restore_env(env: gym.Env, snapshot: dict[str, Any]) -> None:
-    """Restore :func:`snapshot_env` into ``env``, built the same way (same wrappers, family, params).
-
-    An exact snapshot is restored whole; otherwise only the family parameters (pending at the next reset)
-    and the Monitor's episode history are, and the env must be reset before it is stepped.
-
-    Raises:
-        BundleError: the wrapper chain differs or a value is malformed (the message names the layer).
-    """
-    chain = _chain(env)
-    layers = snapshot.get("layers") if isinstance(snapshot, dict) else None
-    if not isinstance(layers, list) or not all(isinstance(x, dict) and set(x) == {"class", "state"} for x in layers):
-        raise BundleError("env snapshot: 'layers' must be a list of {class, state}")
-    saved = [x["class"] for x in layers]
-    names = [type(x).__name__ for x in chain[:-1]]
-    if saved != names:
-        raise BundleError(f"env snapshot: wrappers do not match: saved {saved} != env {names}")
-    exact = snapshot.get("exact") is True
-    adapter = None
-    for layer, record in zip(chain[:-1], layers):
-        handler = _LAYERS.get(type(layer))
-        if handler is None or record["state"] is None:
-            continue
-        where = f"env snapshot, wrapper {type(layer).__name__}"
-        try:
-            state = record["state"]
-            if not isinstance(state, dict):
-                raise ValueError("state must be an object")
-            if exact:
-                handler[1](layer, state)
-            elif isinstance(layer, Monitor):
-                _restore_monitor(layer, state, history_only=True)
-            elif isinstance(layer, FamilyEnv):
-                layer.restore_state({**state, "applied": None})
-        except ConfigError as exc:
-            raise BundleError(f"{where}: {exc}") from None
-        except (KeyError, ValueError, TypeError, AttributeError, RuntimeError) as exc:
-            raise BundleError(f"{where}: {type(exc).__name__}: {exc}") from None
-        if isinstance(layer, FamilyEnv):
-            adapter = layer.adapter
-    if not exact:
-        return
-    base = chain[-1]
-    record = snapshot.get("unwrapped")
-    if adapter is None or not isinstance(record, dict) or record.get("class") != type(base).__name__:
-        raise BundleError(f"env snapshot: unwrapped env {type(base).__name__} does not match the saved one "
-                          f"({limits.short_repr(record.get('class') if isinstance(record, dict) else None)})")
-    try:
-        fields = record["fields"]
-        if not isinstance(fields, dict):
-            raise ValueError("fields must be an object")
-        seed = record.get("np_random_seed")
-        if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
-            raise ValueError("np_random_seed must be an int or None")
-        generator = _generator_from_state(record["np_random"], base._np_random)
-        adapter.restore_unwrapped_state(base, fields)
-    except (KeyError, ValueError, TypeError, AttributeError) as exc:
-        raise BundleError(f"env snapshot, {type(base).__name__}: {type(exc).__name__}: {exc}") from None
-    base._np_random = generator
-    if hasattr(base, "_np_random_seed"):
-        base._np_random_seed = seed
-
-
-def _base_venv(venv: VecEnv) -> VecEnv:
-    while isinstance(venv, VecEnvWrapper):
-        venv = venv.venv
-    return venv
-
-
-def _vec_normalize(venv: VecEnv) -> VecNormalize | None:
-    current: Any = venv
-    while isinstance(current, VecEnvWrapper):
-        if isinstance(current, VecNormalize):
-            return current
-        current = current.venv
-    return None
-
-
-def _snapshot_venv(venv: VecEnv) -> dict[str, Any]:
-    reasons: list[str] = []
-    current: Any = venv
-    while isinstance(current, VecEnvWrapper):
-        if not isinstance(current, VecNormalize):
-            reasons.append(f"VecEnv wrapper {type(current).__name__} has no snapshot support")
-        current = current.venv
-    base = current
-    if not isinstance(base, DummyVecEnv):
-        reasons.append(f"{type(base).__name__}: only DummyVecEnv sub-envs can be snapshot")
-        params = base.get_attr("params") if _has_family(base) else None
-        return {"kind": type(base).__name__, "exact": False, "reasons": reasons, "envs": None,
-                "params": params, "num_envs": base.num_envs}
-    envs = [snapshot_env(env) for env in base.envs]
-    for i, snap in enumerate(envs):
-        reasons += [f"envs[{i}]: {r}" for r in snap["reasons"]]
-    return {"kind": "DummyVecEnv", "exact": not reasons, "reasons": reasons, "envs": envs,
-            "seeds": list(base._seeds), "options": [dict(o) for o in base._options], "num_envs": base.num_envs}
-
-
-def _has_family(venv: VecEnv) -> bool:
-    try:
-        venv.get_attr("params", [0])
-        return True
-    except AttributeError:
-        return False
 
 
 # ------------------------------------------------------------------------------------------- helpers
@@ -685,7 +410,7 @@ def _write_contents(tmp: Path, model: BaseAlgorithm, venv: VecEnv, states: dict[
     torch.save({"torch": torch.get_rng_state()}, tmp / TORCH_RNG_FILE)
     _write_json(tmp / RNG_FILE, {
         "numpy": _numpy_global_state(), "python": _python_state(),
-        "spaces": {role: _generator_state(space._np_random) for role, space in _spaces(model, venv).items()},
+        "spaces": {role: generator_state(space._np_random) for role, space in _spaces(model, venv).items()},
     })
 
     obs: dict[str, np.ndarray] = {}
@@ -701,7 +426,7 @@ def _write_contents(tmp: Path, model: BaseAlgorithm, venv: VecEnv, states: dict[
         arrays, replay = _replay_arrays(buffer)
         _save_npz(tmp / REPLAY_FILE, arrays)
 
-    vecnorm = _vec_normalize(venv)
+    vecnorm = vec_normalize(venv)
     if vecnorm is not None:
         _save_npz(tmp / VECNORM_FILE, _vecnorm_arrays(vecnorm))
 
@@ -882,6 +607,30 @@ def _check_optimizer_state(state: Any, optimizer: torch.optim.Optimizer, where: 
                                   f"has {tuple(params[index].shape)}")
 
 
+#: A replay buffer checked for loading: saved rows, their record, the model's buffer and its arrays.
+_Replay = tuple[dict[str, np.ndarray], dict[str, Any], ReplayBuffer, dict[str, np.ndarray]]
+
+
+@dataclass
+class _Checked:
+    """Everything a checkpoint restores, read and checked against the model and venv (nothing applied yet)."""
+
+    meta: dict[str, Any]
+    policy: dict[str, torch.Tensor]
+    optimizers: dict[str, Any]
+    optimizer_names: list[str]
+    variables: dict[str, torch.Tensor]
+    torch_rng: torch.Tensor
+    rng: dict[str, Any]
+    spaces: dict[str, gym.Space]
+    obs: dict[str, np.ndarray]
+    replay: _Replay | None
+    vecnorm: tuple[VecNormalize, dict[str, np.ndarray]] | None
+    envs: Any
+    states: dict[str, dict]
+    exact: bool
+
+
 def load_checkpoint(path: Path, model: BaseAlgorithm, venv: VecEnv) -> dict[str, dict]:
     """Restore a checkpoint into ``model`` and ``venv``, built as for the original run (same spec, seed).
 
@@ -897,6 +646,48 @@ def load_checkpoint(path: Path, model: BaseAlgorithm, venv: VecEnv) -> dict[str,
         BundleError: a file is missing, altered, unreadable or does not fit the model (naming the file).
     """
     reader = _Reader(Path(path))
+    checked = _read_checkpoint(reader, model, venv)
+    p = reader.path
+    _apply_weights(model, checked, p)
+    _apply_rng(checked, p)
+    _apply_model_state(model, checked.meta, p)
+    if checked.replay is not None:
+        replay, replay_meta, buffer, targets = checked.replay
+        for name, array in replay.items():
+            targets[name][: len(array)] = array
+        buffer.pos, buffer.full = int(replay_meta["pos"]), bool(replay_meta["full"])
+    if checked.vecnorm is not None:
+        _apply_vecnorm(*checked.vecnorm)
+    _apply_envs(model, venv, checked, reader)
+    return checked.states
+
+
+# -- load, step 1: read and check every file
+
+
+def _read_checkpoint(reader: _Reader, model: BaseAlgorithm, venv: VecEnv) -> _Checked:
+    """Read every file of the checkpoint and check it against ``model`` and ``venv``, in a fixed order."""
+    p = reader.path
+    meta = _read_meta(reader, model)
+    policy = _check_tensor_dict(reader.torch(POLICY_FILE), model.policy.state_dict(), str(p / POLICY_FILE))
+    optimizer_names, variable_names = _torch_save_names(model)
+    optimizers = _read_optimizers(reader, model, optimizer_names)
+    variables = _check_tensor_dict(reader.torch(VARIABLES_FILE),
+                                   {n: _attr_path(model, n) for n in variable_names}, str(p / VARIABLES_FILE))
+    torch_rng, rng, spaces = _read_rngs(reader, model, venv)
+    obs = _read_last_obs(reader, model, meta)
+    replay = _read_replay(reader, model, meta)
+    vecnorm = _read_vecnorm(reader, venv, meta)
+    envs = reader.json(ENVS_FILE)
+    states = reader.json(STATES_FILE)
+    if not isinstance(states, dict) or not all(isinstance(v, dict) for v in states.values()):
+        raise BundleError(f"{p / STATES_FILE}: expected an object of objects")
+    return _Checked(meta=meta, policy=policy, optimizers=optimizers, optimizer_names=optimizer_names,
+                    variables=variables, torch_rng=torch_rng, rng=rng, spaces=spaces, obs=obs, replay=replay,
+                    vecnorm=vecnorm, envs=envs, states=states, exact=reader.manifest.get("exact") is True)
+
+
+def _read_meta(reader: _Reader, model: BaseAlgorithm) -> dict[str, Any]:
     p = reader.path
     meta = reader.json(MODEL_FILE)
     if not isinstance(meta, dict):
@@ -907,18 +698,24 @@ def load_checkpoint(path: Path, model: BaseAlgorithm, venv: VecEnv) -> dict[str,
         raise BundleError(f"{p / MODEL_FILE}: {exc}") from None
     except (KeyError, TypeError, ValueError) as exc:
         raise BundleError(f"{p / MODEL_FILE}: malformed ({type(exc).__name__}: {exc})") from None
+    return meta
 
-    # -- read and check everything
-    policy = _check_tensor_dict(reader.torch(POLICY_FILE), model.policy.state_dict(), str(p / POLICY_FILE))
-    optimizer_names, variable_names = _torch_save_names(model)
+
+def _read_optimizers(reader: _Reader, model: BaseAlgorithm, names: list[str]) -> dict[str, Any]:
+    where = reader.path / OPTIMIZERS_FILE
     optimizers = reader.torch(OPTIMIZERS_FILE)
-    if not isinstance(optimizers, dict) or set(optimizers) != set(optimizer_names):
+    if not isinstance(optimizers, dict) or set(optimizers) != set(names):
         got = sorted(optimizers) if isinstance(optimizers, dict) else type(optimizers).__name__
-        raise BundleError(f"{p / OPTIMIZERS_FILE}: optimizers {got} != the model's {sorted(optimizer_names)}")
-    for name in optimizer_names:
-        _check_optimizer_state(optimizers[name], _attr_path(model, name), f"{p / OPTIMIZERS_FILE} [{name}]")
-    variables = _check_tensor_dict(reader.torch(VARIABLES_FILE),
-                                   {n: _attr_path(model, n) for n in variable_names}, str(p / VARIABLES_FILE))
+        raise BundleError(f"{where}: optimizers {got} != the model's {sorted(names)}")
+    for name in names:
+        _check_optimizer_state(optimizers[name], _attr_path(model, name), f"{where} [{name}]")
+    return optimizers
+
+
+def _read_rngs(reader: _Reader, model: BaseAlgorithm,
+               venv: VecEnv) -> tuple[torch.Tensor, dict[str, Any], dict[str, gym.Space]]:
+    """torch's RNG state, the JSON RNG states, and the action spaces they belong to (by role)."""
+    p = reader.path
     torch_rng = reader.torch(TORCH_RNG_FILE)
     if (not isinstance(torch_rng, dict) or set(torch_rng) != {"torch"} or not isinstance(torch_rng["torch"], torch.Tensor)
             or torch_rng["torch"].dtype != torch.uint8 or torch_rng["torch"].shape != torch.get_rng_state().shape):
@@ -928,7 +725,11 @@ def load_checkpoint(path: Path, model: BaseAlgorithm, venv: VecEnv) -> dict[str,
     if not isinstance(rng, dict) or set(rng) != {"numpy", "python", "spaces"} or not isinstance(rng["spaces"], dict) \
             or set(rng["spaces"]) != set(spaces):
         raise BundleError(f"{p / RNG_FILE}: expected numpy, python and spaces {sorted(spaces)}")
+    return torch_rng["torch"], rng, spaces
 
+
+def _read_last_obs(reader: _Reader, model: BaseAlgorithm, meta: dict[str, Any]) -> dict[str, np.ndarray]:
+    where = reader.path / OBS_FILE
     obs_names = meta["last_obs"]
     expected_obs = {}
     for attr in ("_last_obs", "_last_episode_starts", "_last_original_obs"):
@@ -936,69 +737,87 @@ def load_checkpoint(path: Path, model: BaseAlgorithm, venv: VecEnv) -> dict[str,
     obs_bytes = sum(a.nbytes for a in expected_obs.values())
     obs = reader.npz(OBS_FILE, obs_bytes, max((a.size for a in expected_obs.values()), default=1))
     if set(obs) != set(obs_names) or not set(obs) <= set(expected_obs):
-        raise BundleError(f"{p / OBS_FILE}: arrays {sorted(obs)} do not match {sorted(obs_names)}")
+        raise BundleError(f"{where}: arrays {sorted(obs)} do not match {sorted(obs_names)}")
     for name, array in obs.items():
         want = expected_obs[name]
         if array.shape != want.shape or array.dtype != want.dtype:
-            raise BundleError(f"{p / OBS_FILE}: {name} is {array.dtype}{array.shape}, expected {want.dtype}{want.shape}")
+            raise BundleError(f"{where}: {name} is {array.dtype}{array.shape}, expected {want.dtype}{want.shape}")
+    return obs
 
+
+def _read_replay(reader: _Reader, model: BaseAlgorithm, meta: dict[str, Any]) -> _Replay | None:
+    """The saved replay buffer rows, its record, the model's buffer and its arrays (``None``: not saved)."""
     replay_meta = meta["replay_buffer"]
+    if replay_meta is None:
+        return None
+    where = reader.path / REPLAY_FILE
     buffer = getattr(model, "replay_buffer", None)
-    replay: dict[str, np.ndarray] | None = None
-    if replay_meta is not None:
-        if type(buffer) not in (ReplayBuffer, DictReplayBuffer) or REPLAY_FILE not in reader.files:
-            raise BundleError(f"{p / REPLAY_FILE}: the checkpoint has a replay buffer the model cannot take")
-        targets = _replay_targets(buffer)
-        replay = reader.npz(REPLAY_FILE, sum(a.nbytes for a in targets.values()),
-                            max(a.size for a in targets.values()))
-        _check_replay(replay, replay_meta, buffer, targets, str(p / REPLAY_FILE))
+    if type(buffer) not in (ReplayBuffer, DictReplayBuffer) or REPLAY_FILE not in reader.files:
+        raise BundleError(f"{where}: the checkpoint has a replay buffer the model cannot take")
+    targets = _replay_targets(buffer)
+    replay = reader.npz(REPLAY_FILE, sum(a.nbytes for a in targets.values()), max(a.size for a in targets.values()))
+    _check_replay(replay, replay_meta, buffer, targets, str(where))
+    return replay, replay_meta, buffer, targets
 
-    vecnorm = _vec_normalize(venv)
-    vecnorm_arrays = None
+
+def _read_vecnorm(reader: _Reader, venv: VecEnv,
+                  meta: dict[str, Any]) -> tuple[VecNormalize, dict[str, np.ndarray]] | None:
+    """The venv's VecNormalize and its saved statistics (``None`` when there is none, saved or in use)."""
+    p = reader.path
+    vecnorm = vec_normalize(venv)
     if bool(meta["vec_normalize"]) != (vecnorm is not None):
         raise BundleError(f"{p / MODEL_FILE}: VecNormalize {'saved' if meta['vec_normalize'] else 'not saved'}, "
                           f"but the venv {'has' if vecnorm is not None else 'has no'} VecNormalize")
-    if vecnorm is not None:
-        template = _vecnorm_arrays(vecnorm)
-        vecnorm_arrays = reader.npz(VECNORM_FILE, sum(a.nbytes for a in template.values()),
-                                    max(a.size for a in template.values()))
-        if set(vecnorm_arrays) != set(template):
-            raise BundleError(f"{p / VECNORM_FILE}: arrays {sorted(vecnorm_arrays)} != {sorted(template)}")
-        for name, array in vecnorm_arrays.items():
-            if array.shape != template[name].shape or array.dtype.kind != "f":
-                raise BundleError(f"{p / VECNORM_FILE}: {name} has shape {array.shape}, expected {template[name].shape}")
+    if vecnorm is None:
+        return None
+    template = _vecnorm_arrays(vecnorm)
+    arrays = reader.npz(VECNORM_FILE, sum(a.nbytes for a in template.values()),
+                        max(a.size for a in template.values()))
+    if set(arrays) != set(template):
+        raise BundleError(f"{p / VECNORM_FILE}: arrays {sorted(arrays)} != {sorted(template)}")
+    for name, array in arrays.items():
+        if array.shape != template[name].shape or array.dtype.kind != "f":
+            raise BundleError(f"{p / VECNORM_FILE}: {name} has shape {array.shape}, expected {template[name].shape}")
+    return vecnorm, arrays
 
-    envs = reader.json(ENVS_FILE)
-    states = reader.json(STATES_FILE)
-    if not isinstance(states, dict) or not all(isinstance(v, dict) for v in states.values()):
-        raise BundleError(f"{p / STATES_FILE}: expected an object of objects")
-    exact = reader.manifest.get("exact") is True
 
-    # -- apply
+# -- load, step 2: apply what was checked
+
+
+def _apply_weights(model: BaseAlgorithm, checked: _Checked, p: Path) -> None:
+    """Policy tensors, loose variables and optimizer states, then a check that every weight is finite."""
     with torch.no_grad():
-        model.policy.load_state_dict(policy)
-        for name, tensor in variables.items():
+        model.policy.load_state_dict(checked.policy)
+        for name, tensor in checked.variables.items():
             _attr_path(model, name).copy_(tensor)
-    for name in optimizer_names:
+    for name in checked.optimizer_names:
         try:
-            _attr_path(model, name).load_state_dict(optimizers[name])
+            _attr_path(model, name).load_state_dict(checked.optimizers[name])
         except (ValueError, KeyError, RuntimeError, TypeError) as exc:
             raise BundleError(f"{p / OPTIMIZERS_FILE} [{name}]: {exc}") from None
     try:
         check_finite_weights(model, where="checkpoint")
     except Exception as exc:
         raise BundleError(f"{p / POLICY_FILE}: {exc}") from None
+
+
+def _apply_rng(checked: _Checked, p: Path) -> None:
+    """numpy's and Python's global RNGs, every action space's generator, and torch's RNG."""
+    rng = checked.rng
     try:
         _set_numpy_global_state(rng["numpy"])
         _set_python_state(rng["python"])
-        generators = {role: _generator_from_state(rng["spaces"][role], space._np_random)
-                      for role, space in spaces.items()}
+        generators = {role: generator_from_state(rng["spaces"][role], space._np_random)
+                      for role, space in checked.spaces.items()}
     except (ValueError, TypeError, KeyError) as exc:
         raise BundleError(f"{p / RNG_FILE}: {type(exc).__name__}: {exc}") from None
-    for role, space in spaces.items():
+    for role, space in checked.spaces.items():
         space._np_random = generators[role]
-    torch.set_rng_state(torch_rng["torch"])
+    torch.set_rng_state(checked.torch_rng)
 
+
+def _apply_model_state(model: BaseAlgorithm, meta: dict[str, Any], p: Path) -> None:
+    """Counters and schedule progress, then the episode info buffers."""
     _apply_scalars(model, meta["scalars"], str(p / MODEL_FILE))
     window = model._stats_window_size
     for attr in ("ep_info_buffer", "ep_success_buffer"):
@@ -1007,15 +826,13 @@ def load_checkpoint(path: Path, model: BaseAlgorithm, venv: VecEnv) -> dict[str,
             raise BundleError(f"{p / MODEL_FILE}: {attr} must be a list")
         setattr(model, attr, deque(items or [], maxlen=window))
 
-    if replay is not None:
-        for name, array in replay.items():
-            targets[name][: len(array)] = array
-        buffer.pos, buffer.full = int(replay_meta["pos"]), bool(replay_meta["full"])
-    if vecnorm is not None and vecnorm_arrays is not None:
-        _apply_vecnorm(vecnorm, vecnorm_arrays)
 
-    env_exact = _restore_venv(venv, envs, exact, str(p / ENVS_FILE))
-    if exact and env_exact:
+def _apply_envs(model: BaseAlgorithm, venv: VecEnv, checked: _Checked, reader: _Reader) -> None:
+    """The sub-envs and the model's last observations when exact; else new episodes, reseeded."""
+    p = reader.path
+    env_exact = restore_venv(venv, checked.envs, checked.exact, str(p / ENVS_FILE))
+    if checked.exact and env_exact:
+        obs = checked.obs
         for attr in ("_last_obs", "_last_episode_starts", "_last_original_obs"):
             keys = [k for k in obs if k == attr or k.startswith(attr + "/")]
             if not keys:
@@ -1024,15 +841,14 @@ def load_checkpoint(path: Path, model: BaseAlgorithm, venv: VecEnv) -> dict[str,
                 setattr(model, attr, obs[attr])
             else:
                 setattr(model, attr, {k.split("/", 1)[1]: obs[k] for k in keys})
-    else:
-        model._last_obs = None  # the next learn() resets the envs
-        model._last_original_obs = None
-        seed = meta.get("seed")
-        if isinstance(seed, int) and not isinstance(seed, bool):
-            venv.seed(seed + int(model.num_timesteps))
-        logger.warning("checkpoint %s does not resume exactly (%s): the envs start new episodes", p,
-                       "; ".join(reader.manifest.get("not_exact_because") or ["envs not restored"]))
-    return states
+        return
+    model._last_obs = None  # the next learn() resets the envs
+    model._last_original_obs = None
+    seed = checked.meta.get("seed")
+    if isinstance(seed, int) and not isinstance(seed, bool):
+        venv.seed(seed + int(model.num_timesteps))
+    logger.warning("checkpoint %s does not resume exactly (%s): the envs start new episodes", p,
+                   "; ".join(reader.manifest.get("not_exact_because") or ["envs not restored"]))
 
 
 def _template_obs(model: BaseAlgorithm, attr: str) -> Any:
@@ -1110,44 +926,6 @@ def _apply_vecnorm(vecnorm: VecNormalize, arrays: dict[str, np.ndarray]) -> None
         rms.var = arrays[f"{name}.var"].astype(np.asarray(rms.var).dtype)
         rms.count = float(arrays[f"{name}.count"])
 
-
-def _restore_venv(venv: VecEnv, snapshot: Any, exact: bool, where: str) -> bool:
-    """Restore the sub-envs; returns whether they were restored exactly (mid-episode)."""
-    base = _base_venv(venv)
-    if not isinstance(snapshot, dict) or snapshot.get("num_envs") != base.num_envs:
-        raise BundleError(f"{where}: saved for {snapshot.get('num_envs') if isinstance(snapshot, dict) else '?'!r} "
-                          f"envs, the venv has {base.num_envs}")
-    snap_exact = exact and snapshot.get("exact") is True and snapshot.get("kind") == type(base).__name__
-    if isinstance(base, DummyVecEnv) and isinstance(snapshot.get("envs"), list):
-        envs = snapshot["envs"]
-        if len(envs) != base.num_envs:
-            raise BundleError(f"{where}: {len(envs)} env snapshots for {base.num_envs} envs")
-        for i, (env, snap) in enumerate(zip(base.envs, envs)):
-            if not isinstance(snap, dict):
-                raise BundleError(f"{where}: envs[{i}] must be an object")
-            try:
-                restore_env(env, {**snap, "exact": snap_exact and snap.get("exact") is True})
-            except BundleError as exc:
-                raise BundleError(f"{where}: envs[{i}]: {exc}") from None
-        if snap_exact:
-            seeds, options = snapshot.get("seeds"), snapshot.get("options")
-            if (not isinstance(seeds, list) or len(seeds) != base.num_envs
-                    or not all(s is None or (isinstance(s, int) and not isinstance(s, bool)) for s in seeds)
-                    or not isinstance(options, list) or len(options) != base.num_envs
-                    or not all(isinstance(o, dict) for o in options)):
-                raise BundleError(f"{where}: seeds/options must be one per env")
-            base._seeds, base._options = list(seeds), [dict(o) for o in options]
-        return snap_exact
-    params = snapshot.get("params")
-    if params is not None and _has_family(base):
-        if not isinstance(params, list) or len(params) != base.num_envs or not all(isinstance(x, dict) for x in params):
-            raise BundleError(f"{where}: params must be one object per env")
-        for i, values in enumerate(params):
-            try:
-                base.env_method("set_params", values, defer=True, indices=[i])
-            except ConfigError as exc:
-                raise BundleError(f"{where}: envs[{i}] params: {exc}") from None
-    return False
 
 
 # ------------------------------------------------------------------------------------------- callback

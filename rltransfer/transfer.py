@@ -35,7 +35,7 @@ from pydantic import Field, ValidationError, model_validator
 from pydantic.fields import FieldInfo
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.vec_env import VecEnv, VecNormalize
+from stable_baselines3.common.vec_env import VecEnv, VecNormalize, unwrap_vec_normalize
 
 from rltransfer.bundle import LoadedPolicy, load_policy
 from rltransfer.config import AgentSpec, EnvFamily, PolicyKwargs, Strict, load_agent, load_family, validate
@@ -210,6 +210,74 @@ class Kickstart(Strategy):
             raise TransferError("kickstarting needs the same actions in source and target (identity action map)")
         return [KickstartCallback(source.model, plan.obs_map, self.kickstart_weight, self.kickstart_end_fraction,
                                   spec.steps, self.kickstart_epochs, self.kickstart_batch_size)]
+
+
+@register_strategy
+class AdaptNorm(Strategy):
+    """Domain adaptation as a transfer strategy: re-estimate the observation normalization on the target
+    with the policy frozen, then fine-tune (the RL analogue of re-estimating batch-norm statistics, AdaBN).
+
+    Design (see :class:`AdaptNormCallback`):
+
+    * The first ``adapt_steps`` env steps are an adaptation phase inside the ordinary ``learn`` loop: they
+      count against the run's budget (``num_timesteps`` advances, schedules see them), so the evaluation
+      curve shows the phase at its true cost; evaluations during it measure the frozen transferred policy
+      with the statistics then in force (the source's).
+    * Weights do not change during the phase: every ``train()`` call that follows a rollout collected (even
+      partly) in the phase is skipped, so no gradient step, optimizer-state update or target-network update
+      happens at all. On-policy, the weights therefore stay frozen to the end of the rollout in which the
+      phase ends (at most one rollout beyond ``adapt_steps``).
+    * The rollouts of the phase are normalized with the source's statistics, frozen (the training
+      ``VecNormalize`` does not update them), while the raw target observations (the same ones
+      ``VecNormalize`` counts: reset observations and each step's observations, not terminal ones) are
+      accumulated in separate statistics. At the first step with ``num_timesteps >= adapt_steps`` they are
+      swapped in (count: the number of target observations) and ``VecNormalize`` resumes updating them.
+      ``adapt_from: fresh`` swaps in the target's statistics alone; ``source`` a mixture of the source's and
+      the target's, the source weighted ``adapt_source_weight``.
+
+    Needs a source that normalizes observations (refused otherwise: there are no statistics to adapt).
+    Off-policy algorithms act randomly while ``num_timesteps < learning_starts`` (SB3's warm-up), so the
+    statistics of that part of the phase come from random actions.
+    """
+
+    name = "adapt_norm"
+    summary = ("copy, re-estimate the observation normalization on target rollouts with the policy frozen "
+               "(AdaBN-style), then fine-tune")
+
+    adapt_steps: int = Field(default=10_000, ge=1, le=10_000_000, description="env steps of the adaptation "
+                             "phase (counted in the run's budget): policy frozen, normalization re-estimated")
+    adapt_from: Literal["fresh", "source"] = Field(
+        default="fresh", description="statistics swapped in after the phase: the target's alone, or blended with "
+        "the source's")
+    adapt_source_weight: float = Field(
+        default=0.5, ge=0, le=1, description="with adapt_from=source: weight of the source's statistics in the "
+        "blend (mixture) with the target's")
+
+    @model_validator(mode="after")
+    def _weight_needs_source(self) -> AdaptNorm:
+        if "adapt_source_weight" in self.model_fields_set and self.adapt_from != "source":
+            raise ValueError(f"adapt_source_weight={self.adapt_source_weight:g} is only used with "
+                             f"adapt_from='source', got adapt_from={self.adapt_from!r}")
+        return self
+
+    def attach(self, model: BaseAlgorithm, plan: TransferPlan, source: LoadedPolicy,
+               spec: RunSpec) -> list[BaseCallback]:
+        if source.normalization is None:
+            raise TransferError(f"the source does not normalize observations; adapt_norm needs a normalized "
+                                f"source ({source.path} has no VecNormalize statistics)")
+        if self.adapt_steps > spec.steps:
+            raise ConfigError(f"adapt_norm: adapt_steps={self.adapt_steps:,} exceeds the run's budget "
+                              f"steps={spec.steps:,}; the adaptation phase counts against the budget, so use "
+                              f"adapt_steps <= steps")
+        vecnorm = unwrap_vec_normalize(model.get_env())
+        if vecnorm is None or not vecnorm.norm_obs:
+            raise TransferError("adapt_norm: the target's training env is not observation-normalized")
+        vecnorm.training = False  # the reset at the start of learn() must not touch the source's statistics
+        blend = self.adapt_source_weight if self.adapt_from == "source" else 0.0
+        plan.notes.append(f"adapt_norm: the first {self.adapt_steps:,} env steps re-estimate the observation "
+                          f"normalization with the policy frozen (statistics swapped in: "
+                          f"{'target only' if blend == 0 else f'{blend:g} source + {1 - blend:g} target'})")
+        return [AdaptNormCallback(self.adapt_steps, blend)]
 
 
 def parse_strategy(name: str, options: dict[str, Any] | None = None) -> Strategy:
@@ -853,6 +921,123 @@ class KickstartCallback(BaseCallback):
 
     def _on_step(self) -> bool:
         return True
+
+
+def combine_moments(count_a: float, mean_a: np.ndarray, var_a: np.ndarray, count_b: float, mean_b: np.ndarray,
+                    var_b: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """Count, mean and (population) variance of the union of two samples from theirs (Chan et al.);
+    ``mean/var: (features,)``. An empty sample (count 0) leaves the other as it is."""
+    count = count_a + count_b
+    if count_a == 0 or count_b == 0:
+        return (count, mean_b.copy(), var_b.copy()) if count_a == 0 else (count, mean_a.copy(), var_a.copy())
+    delta = mean_b - mean_a
+    mean = mean_a + delta * count_b / count
+    m2 = var_a * count_a + var_b * count_b + delta ** 2 * count_a * count_b / count
+    return count, mean, m2 / count
+
+
+def blend_moments(weight: float, mean_a: np.ndarray, var_a: np.ndarray, mean_b: np.ndarray,
+                  var_b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and variance of the mixture ``weight * A + (1 - weight) * B`` of two distributions;
+    ``mean/var: (features,)``."""
+    mean = weight * mean_a + (1 - weight) * mean_b
+    var = weight * (var_a + (mean_a - mean) ** 2) + (1 - weight) * (var_b + (mean_b - mean) ** 2)
+    return mean, var
+
+
+class AdaptNormCallback(BaseCallback):
+    """The adaptation phase of :class:`AdaptNorm`: for the first ``adapt_steps`` env steps the training
+    ``VecNormalize`` keeps the source's statistics frozen while the raw observations are accumulated apart;
+    then they are swapped in (blended with the source's with weight ``source_weight``) and ``VecNormalize``
+    updates them again. ``train()`` is skipped after every rollout collected in the phase: the model's
+    ``train`` is shadowed by a no-op only between that rollout's end and the train() call (removed at once,
+    and at the next rollout start or the end of training), so no weight, optimizer state or target network
+    moves. Logs ``transfer/adapt_norm_phase`` (1 while frozen) and, at the swap, ``transfer/adapt_norm_shift``
+    (mean over features of ``|new mean - source mean| / source std``).
+    """
+
+    def __init__(self, adapt_steps: int, source_weight: float = 0.0) -> None:
+        super().__init__()
+        self.adapt_steps = int(adapt_steps)
+        self.source_weight = float(source_weight)
+        self.count = 0.0
+        self.mean: np.ndarray | None = None
+        self.var: np.ndarray | None = None
+        self.done = False
+        self.swapped_at: int | None = None
+        self.skipped = 0
+        self._frozen_rollout = False
+
+    @property
+    def vecnorm(self) -> VecNormalize:
+        env = unwrap_vec_normalize(self.model.get_env())
+        if env is None:
+            raise TransferError("adapt_norm: the training env is not a VecNormalize")
+        return env
+
+    def _accumulate(self, obs: np.ndarray) -> None:
+        batch = np.asarray(obs, dtype=np.float64).reshape(len(obs), -1)
+        if self.mean is None or self.var is None:
+            self.mean, self.var = np.zeros(batch.shape[1]), np.ones(batch.shape[1])
+        self.count, self.mean, self.var = combine_moments(self.count, self.mean, self.var, float(len(batch)),
+                                                          batch.mean(axis=0), batch.var(axis=0))
+
+    def _swap(self) -> None:
+        vec = self.vecnorm
+        rms = vec.obs_rms
+        src_mean, src_var = np.array(rms.mean, dtype=np.float64), np.array(rms.var, dtype=np.float64)
+        if self.mean is None or self.var is None:  # cannot happen: _on_step accumulates before swapping
+            raise TransferError("adapt_norm: no target observation was seen before the swap")
+        mean, var = blend_moments(self.source_weight, src_mean, src_var, self.mean, self.var)
+        shape = rms.mean.shape
+        rms.mean, rms.var, rms.count = mean.reshape(shape), var.reshape(shape), float(self.count)
+        vec.training = True
+        self.done, self.swapped_at = True, int(self.num_timesteps)
+        shift = np.abs(mean - src_mean) / np.sqrt(src_var + vec.epsilon)
+        self.logger.record("transfer/adapt_norm_shift", float(np.mean(shift)))
+
+    def _skip_train(self, *args: Any, **kwargs: Any) -> None:
+        self._unshadow()
+        self.skipped += 1
+
+    def _unshadow(self) -> None:
+        self.model.__dict__.pop("train", None)
+
+    def _on_training_start(self) -> None:
+        self.vecnorm.training = self.done  # also on resume: attach() left it off, a finished phase turns it on
+        if not self.done and self.num_timesteps == 0 and self.count == 0:
+            self._accumulate(self.vecnorm.get_original_obs())  # the reset observations of learn()
+
+    def _on_rollout_start(self) -> None:
+        self._unshadow()
+        self._frozen_rollout = not self.done
+
+    def _on_step(self) -> bool:
+        if not self.done:
+            self._accumulate(self.vecnorm.get_original_obs())
+            if self.num_timesteps >= self.adapt_steps:
+                self._swap()
+        return True
+
+    def _on_rollout_end(self) -> None:
+        self.logger.record("transfer/adapt_norm_phase", float(self._frozen_rollout))
+        if self._frozen_rollout:
+            self.model.train = self._skip_train  # type: ignore[method-assign]
+
+    def _on_training_end(self) -> None:
+        self._unshadow()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"count": self.count, "mean": None if self.mean is None else self.mean.tolist(),
+                "var": None if self.var is None else self.var.tolist(), "done": self.done,
+                "swapped_at": self.swapped_at, "skipped": self.skipped}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.count = float(state["count"])
+        self.mean = None if state["mean"] is None else np.array(state["mean"], dtype=np.float64)
+        self.var = None if state["var"] is None else np.array(state["var"], dtype=np.float64)
+        self.done, self.swapped_at = bool(state["done"]), state["swapped_at"]
+        self.skipped = int(state["skipped"])
 
 
 # ------------------------------------------------------------------------------------------------ transfer
