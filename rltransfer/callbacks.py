@@ -42,7 +42,7 @@ from rltransfer.rundir import HEARTBEAT_INTERVAL, heartbeat
 from rltransfer.training import EvalCurve
 
 __all__ = [
-    "CollapseHook", "CollapseMonitor", "EvalCallback", "EvalHook", "HParamsCallback", "Heartbeat", "ListenerHook",
+    "CollapseHook", "CollapseMonitor", "DomainRandomizationLogger", "EvalCallback", "EvalHook", "HParamsCallback", "Heartbeat", "ListenerHook",
     "NanGuard", "check_finite_weights", "first_nonfinite_tensor",
 ]
 
@@ -441,6 +441,59 @@ class EvalCallback(BaseCallback):
             if hasattr(hook, "load_state_dict"):
                 hook.load_state_dict(hook_state)
         self._resumed = True
+
+
+class DomainRandomizationLogger(BaseCallback):
+    """Records what the randomized training episodes ran with: at each rollout end with finished episodes,
+    ``dr/<param>_mean``, ``dr/<param>_min``, ``dr/<param>_max`` over the episodes that ended since the last
+    record (for each parameter the preset draws, from ``info["env_params"]``), the same for
+    ``dr/latency`` when the latency is drawn, and ``dr/episodes``. The values travel in ``info``, so this
+    works with SubprocVecEnv.
+
+    Args:
+        params: the names of the randomized parameters (``None``: every parameter in ``info["dr"]``).
+    """
+
+    def __init__(self, params: Sequence[str] | None = None) -> None:
+        super().__init__()
+        self.params = tuple(params) if params is not None else None
+        self.values: dict[str, list[float]] = {}
+        self.episodes = 0
+
+    def _on_step(self) -> bool:
+        for done, info in zip(self.locals.get("dones", ()), self.locals.get("infos", ())):
+            if not done:
+                continue
+            dr = info.get("dr") or {}
+            env_params = info.get("env_params") or {}
+            names = self.params if self.params is not None else tuple(dr.get("params", {}))
+            for name in names:
+                value = env_params.get(name, dr.get("params", {}).get(name))
+                if value is not None:
+                    self.values.setdefault(name, []).append(float(value))
+            if "latency" in dr:
+                self.values.setdefault("latency", []).append(float(dr["latency"]))
+            if dr or env_params:
+                self.episodes += 1
+        return True
+
+    def _on_rollout_end(self) -> None:
+        if not self.episodes:
+            return
+        for name, values in self.values.items():
+            array = np.asarray(values, dtype=np.float64)
+            self.logger.record(f"dr/{name}_mean", float(array.mean()))
+            self.logger.record(f"dr/{name}_min", float(array.min()))
+            self.logger.record(f"dr/{name}_max", float(array.max()))
+        self.logger.record("dr/episodes", self.episodes)
+        self.values, self.episodes = {}, 0
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"values": {k: list(v) for k, v in self.values.items()}, "episodes": self.episodes}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.values = {str(k): [float(x) for x in v] for k, v in state["values"].items()}
+        self.episodes = int(state["episodes"])
 
 
 class HParamsCallback(BaseCallback):

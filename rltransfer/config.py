@@ -31,8 +31,8 @@ from rltransfer.errors import ConfigError, ParameterBoundsError, ResourceLimitEr
 from rltransfer.limits import (
     MAX_LAYER_WIDTH, MAX_NESTING, MAX_NODES, MAX_YAML_BYTES, check_structure, read_bytes, short_repr,
 )
+from rltransfer.randomization import Preset, Variant, check_family
 from rltransfer.sb3layout import ACTIVATION_NAMES, ALGOS, ON_POLICY, POLICIES, algo_class, constructor_params
-
 
 
 class Strict(BaseModel):
@@ -270,7 +270,13 @@ def format_validation_error(exc: ValidationError, model: type[BaseModel], source
     :data:`MAX_ERRORS_SHOWN` problems are listed and every value is shown with ``short_repr``, so the
     message stays short whatever the file holds.
     """
-    cleaned = [(tuple(p for p in err["loc"] if not _is_union_tag(p)), err) for err in exc.errors()]
+    def clean(err: Any) -> tuple[Any, ...]:
+        loc = tuple(err["loc"])
+        if err["type"] == "extra_forbidden" and loc:  # the last part is the user's key, even if it looks like a tag
+            return tuple(p for p in loc[:-1] if not _is_union_tag(p)) + loc[-1:]
+        return tuple(p for p in loc if not _is_union_tag(p))
+
+    cleaned = [(clean(err), err) for err in exc.errors()]
     deeper = {loc[:i] for loc, _ in cleaned for i in range(len(loc))}
     grouped: dict[tuple[bool, tuple[Any, ...]], list[Any]] = {}
     for loc, err in cleaned:
@@ -371,6 +377,14 @@ class EnvFamily(Strict):
         description="a name per observation feature (for name-based observation mappings)",
     )
     params: dict[str, ParamSpec] = Field(max_length=1000)
+    randomization: dict[Name, Preset] = Field(
+        default_factory=dict, max_length=100,
+        description="domain-randomization presets by name (training only; see rltransfer.randomization)",
+    )
+    variants: dict[Name, Variant] = Field(
+        default_factory=dict, max_length=100,
+        description="held-out systems by name: fixed params and sensor effects (kept at evaluation)",
+    )
     _source: str = PrivateAttr(default="")
 
     @property
@@ -448,6 +462,7 @@ def load_family(name_or_path: str | Path) -> EnvFamily:
     from rltransfer.families import check_adapter  # local: families imports gymnasium/pybullet lazily
 
     check_adapter(family)
+    check_family(family)  # presets and variants: names and every value within the hard bounds
     return family
 
 

@@ -197,59 +197,128 @@ ACROBOT = Adapter(
 
 _NOMINAL = "_rltransfer_nominal"
 
+# How PyBullet parameters are applied. ``prepare`` records, once, what the loaded model holds (link masses,
+# inertia diagonals and lateral frictions, joint damping) in a :class:`_BulletState` on the env. Every
+# setter then writes values computed from those *recorded stock values* and the requested ones, never from
+# the simulator's current values: a scale applied in episode k does not depend on earlier episodes (the
+# scenes' ``restoreState`` restores positions and velocities only, so masses and frictions stay as last
+# written). A value is written only where the simulator does not already hold it bit for bit, so at
+# nominal a fresh env receives no ``changeDynamics`` call at all and is exactly the stock one.
+#
+# Combinations: a link's mass (and inertia diagonal) is ``stock * <link>_mass_scale * mass_scale``; its
+# lateral friction is ``friction * <link>_friction`` (``friction`` absolute, nominal the stock float32 0.8;
+# the per-link values are factors, nominal 1.0). ``joint_damping`` is the viscous damping of every actuated
+# joint, absolute (PyBullet's MJCF importer ignores the XML's ``damping``: the stock value is 0).
+#
+# Read-back: masses, inertias and frictions are read with ``getDynamicsInfo``. PyBullet has no call that
+# reads joint damping (``getJointInfo`` returns the value cached when the body was loaded, 0 even after
+# ``changeDynamics(jointDamping=...)``), so its getter returns what was last written to the simulator,
+# recorded at the ``changeDynamics`` call; tests check that it changes the dynamics.
+
+
+@dataclass
+class _BulletState:
+    """What ``prepare`` recorded of the stock model, and the factors currently requested."""
+
+    mass: dict[str, float]
+    inertia: dict[str, tuple[float, float, float]]
+    friction: dict[str, float]
+    damping_written: dict[int, float]  # joint index -> damping last given to the simulator (stock: 0)
+    mass_scale: dict[str, float]
+    global_mass_scale: float = 1.0
+    friction_value: float | None = None  # ``friction`` requested (None: stock per link)
+    friction_factor: dict[str, float] | None = None
+
+
+def _state(env: Any) -> _BulletState:
+    return getattr(env, _NOMINAL)
+
 
 def _part(env: Any, link: str) -> tuple[int, int]:
     part = env.robot.parts[link]
     return part.bodies[part.bodyIndex], part.bodyPartIndex
 
 
-def _bullet_prepare(links: tuple[str, ...]) -> Callable[[Any], None]:
+def _actuated_joints(env: Any) -> list[tuple[int, int]]:
+    """(body, joint index) of the robot's actuated joints (``ordered_joints``: no ``ignore``/fixed ones)."""
+    return [(j.bodies[j.bodyIndex], j.jointIndex) for j in env.robot.ordered_joints]
+
+
+def _bullet_prepare(links: tuple[str, ...], friction: bool) -> Callable[[Any], None]:
+    """Record the stock masses and inertias of ``links``, their frictions (if ``friction``: the family has
+    a friction parameter; else none is recorded and none is ever written) and the actuated joints' damping."""
+
     def prepare(env: Any) -> None:
         if getattr(env, _NOMINAL, None) is not None:
             return
-        nominal = {}
+        mass: dict[str, float] = {}
+        inertia: dict[str, tuple[float, float, float]] = {}
+        frictions: dict[str, float] = {}
         for link in links:
             if link not in env.robot.parts:
                 raise ConfigError(
                     f"{type(env).__name__} has no link {link!r}; links: {sorted(env.robot.parts)}"
                 )
-            body, index = _part(env, link)
-            nominal[link] = float(env._p.getDynamicsInfo(body, index)[0])
-        setattr(env, _NOMINAL, {"mass": nominal, "scale": dict.fromkeys(links, 1.0), "global": 1.0})
+            info = env._p.getDynamicsInfo(*_part(env, link))
+            mass[link], inertia[link] = float(info[0]), tuple(info[2])
+            if friction:
+                frictions[link] = float(info[1])
+        damping = {index: float(env._p.getJointInfo(body, index)[6]) for body, index in _actuated_joints(env)}
+        setattr(env, _NOMINAL, _BulletState(mass, inertia, frictions, damping, dict.fromkeys(links, 1.0)))
 
     return prepare
 
 
 def _apply_masses(env: Any) -> None:
-    state = getattr(env, _NOMINAL)
-    for link, mass in state["mass"].items():
+    state = _state(env)
+    for link, stock in state.mass.items():
+        factor = state.mass_scale[link] * state.global_mass_scale
+        mass = stock * factor
+        inertia = [x * factor for x in state.inertia[link]]
         body, index = _part(env, link)
-        env._p.changeDynamics(body, index, mass=mass * state["scale"][link] * state["global"])
+        info = env._p.getDynamicsInfo(body, index)
+        if info[0] != mass or list(info[2]) != inertia:
+            # the inertia diagonal is written explicitly: same geometry, so it scales with the mass
+            env._p.changeDynamics(body, index, mass=mass, localInertiaDiagonal=inertia)
+
+
+def _mass_factor_read(env: Any, link: str) -> float:
+    """The simulator's mass factor of ``link`` (NaN if its inertia does not carry the same factor)."""
+    state = _state(env)
+    info = env._p.getDynamicsInfo(*_part(env, link))
+    factor = float(info[0]) / state.mass[link]
+    if not all(math.isclose(got, stock * factor, rel_tol=1e-9, abs_tol=1e-12)
+               for got, stock in zip(info[2], state.inertia[link])):
+        return math.nan
+    return factor
 
 
 def _link_mass_scale(link: str) -> tuple[Setter, Getter]:
     def setter(env: Any, v: float) -> None:
-        getattr(env, _NOMINAL)["scale"][link] = float(v)
+        _state(env).mass_scale[link] = float(v)
         _apply_masses(env)
 
     def getter(env: Any) -> float:
-        state = getattr(env, _NOMINAL)
-        body, index = _part(env, link)
-        return float(env._p.getDynamicsInfo(body, index)[0]) / (state["mass"][link] * state["global"])
+        return _mass_factor_read(env, link) / _state(env).global_mass_scale
 
     return setter, getter
 
 
 def _global_mass_scale(env: Any, v: float) -> None:
-    getattr(env, _NOMINAL)["global"] = float(v)
+    _state(env).global_mass_scale = float(v)
     _apply_masses(env)
 
 
+def _agreed(values: list[float]) -> float:
+    """The common value of ``values`` (NaN, failing verification, when they disagree)."""
+    if all(math.isclose(v, values[0], rel_tol=1e-9, abs_tol=1e-12) for v in values):
+        return values[0]
+    return math.nan
+
+
 def _global_mass_scale_get(env: Any) -> float:
-    state = getattr(env, _NOMINAL)
-    link = next(iter(state["mass"]))
-    body, index = _part(env, link)
-    return float(env._p.getDynamicsInfo(body, index)[0]) / (state["mass"][link] * state["scale"][link])
+    state = _state(env)
+    return _agreed([_mass_factor_read(env, link) / state.mass_scale[link] for link in state.mass])
 
 
 def _gravity(env: Any, v: float) -> None:
@@ -260,17 +329,72 @@ def _gravity_get(env: Any) -> float:
     return -float(env._p.getPhysicsEngineParameters()["gravityAccelerationZ"])
 
 
-def _friction(links: tuple[str, ...]) -> tuple[Setter, Getter]:
+def _apply_frictions(env: Any) -> None:
+    state = _state(env)
+    for link, stock in state.friction.items():
+        factor = 1.0 if state.friction_factor is None else state.friction_factor.get(link, 1.0)
+        value = (stock if state.friction_value is None else state.friction_value) * factor
+        body, index = _part(env, link)
+        if env._p.getDynamicsInfo(body, index)[1] != value:
+            env._p.changeDynamics(body, index, lateralFriction=value)
+
+
+def _friction_factor(env: Any, link: str) -> float:
+    factors = _state(env).friction_factor
+    return 1.0 if factors is None else factors.get(link, 1.0)
+
+
+def _friction(env: Any, v: float) -> None:
+    _state(env).friction_value = float(v)
+    _apply_frictions(env)
+
+
+def _friction_get(env: Any) -> float:
+    """``friction`` as the simulator holds it: each link's lateral friction over its factor (all agree)."""
+    values = [float(env._p.getDynamicsInfo(*_part(env, link))[1]) / _friction_factor(env, link)
+              for link in _state(env).friction]
+    return _agreed(values)
+
+
+def _link_friction(link: str) -> tuple[Setter, Getter]:
     def setter(env: Any, v: float) -> None:
-        for link in links:
-            body, index = _part(env, link)
-            env._p.changeDynamics(body, index, lateralFriction=float(v))
+        state = _state(env)
+        if state.friction_factor is None:
+            state.friction_factor = {}
+        state.friction_factor[link] = float(v)
+        _apply_frictions(env)
 
     def getter(env: Any) -> float:
-        body, index = _part(env, links[0])
-        return float(env._p.getDynamicsInfo(body, index)[1])
+        state = _state(env)
+        base = state.friction[link] if state.friction_value is None else state.friction_value
+        return float(env._p.getDynamicsInfo(*_part(env, link))[1]) / base
 
     return setter, getter
+
+
+def _joint_damping(joints: Callable[[Any], list[tuple[int, int]]]) -> tuple[Setter, Getter]:
+    """Viscous damping of ``joints(env)`` (``changeDynamics(jointDamping=...)``; Bullet adds ``-c * qdot``)."""
+
+    def setter(env: Any, v: float) -> None:
+        written = _state(env).damping_written
+        for body, index in joints(env):
+            if written[index] != float(v):
+                env._p.changeDynamics(body, index, jointDamping=float(v))
+                written[index] = float(v)
+
+    def getter(env: Any) -> float:
+        written = _state(env).damping_written
+        return _agreed([written[index] for _body, index in joints(env)])
+
+    return setter, getter
+
+
+def _named_joint(name: str) -> Callable[[Any], list[tuple[int, int]]]:
+    def joints(env: Any) -> list[tuple[int, int]]:
+        j = env.robot.jdict[name]
+        return [(j.bodies[j.bodyIndex], j.jointIndex)]
+
+    return joints
 
 
 def _pendulum_apply_action(robot: Any, a: np.ndarray) -> None:
@@ -290,32 +414,47 @@ def _pendulum_power(env: Any, v: float) -> None:
 
 
 def _bullet(
-    name: str, links: tuple[str, ...], power: tuple[Setter, Getter], friction: bool = True
+    name: str,
+    links: tuple[str, ...],
+    power: tuple[Setter, Getter],
+    friction_links: tuple[str, ...] | None = (),
+    damping: dict[str, Callable[[Any], list[tuple[int, int]]]] | None = None,
 ) -> Adapter:
+    """A PyBullet adapter: gravity, power, mass scales of ``links``; ``friction`` of ``links`` with a
+    per-link factor for each of ``friction_links`` (``None``: no friction parameter); joint damping
+    parameters ``damping`` (name -> joints; default ``joint_damping`` on every actuated joint)."""
     params: dict[str, tuple[Setter, Getter]] = {
         "gravity": (_gravity, _gravity_get),
         "power": power,
         "mass_scale": (_global_mass_scale, _global_mass_scale_get),
     }
-    if friction:
-        params["friction"] = _friction(links)
+    if friction_links is not None:
+        params["friction"] = (_friction, _friction_get)
+        for link in friction_links:
+            params[f"{link}_friction"] = _link_friction(link)
     for link in links:
         params[f"{link}_mass_scale"] = _link_mass_scale(link)
-    return Adapter(
-        name, params, after_reset=True, prepare=_bullet_prepare(links), imports=("pybullet_envs_gymnasium",)
-    )
+    for key, joints in (damping or {"joint_damping": _actuated_joints}).items():
+        params[key] = _joint_damping(joints)
+    return Adapter(name, params, after_reset=True, prepare=_bullet_prepare(links, friction_links is not None),
+                   imports=("pybullet_envs_gymnasium",))
 
 
 _ROBOT_POWER = (lambda env, v: setattr(env.robot, "power", float(v)), lambda env: float(env.robot.power))
 
-HOPPER = _bullet("hopper", ("torso", "thigh", "leg", "foot"), _ROBOT_POWER)
+HOPPER = _bullet(
+    "hopper", ("torso", "thigh", "leg", "foot"), _ROBOT_POWER, friction_links=("torso", "thigh", "leg", "foot")
+)
 HALFCHEETAH = _bullet(
-    "halfcheetah", ("torso", "bthigh", "bshin", "bfoot", "fthigh", "fshin", "ffoot"), _ROBOT_POWER
+    "halfcheetah", ("torso", "bthigh", "bshin", "bfoot", "fthigh", "fshin", "ffoot"), _ROBOT_POWER,
+    friction_links=("bthigh", "bshin", "bfoot", "fthigh", "fshin", "ffoot"),
 )
 INVERTEDPENDULUM = _bullet(
     "invertedpendulum", ("cart", "pole"), (_pendulum_power, lambda env: float(getattr(env.robot, "power", 100.0))),
-    friction=False,
+    friction_links=None,  # the cart slides on a prismatic joint and touches nothing (MJCF contype=0)
+    damping={"cart_damping": _named_joint("slider"), "pole_damping": _named_joint("hinge")},
 )
+
 
 ADAPTERS: dict[str, Adapter] = {
     a.name: a for a in (CARTPOLE, PENDULUM, MOUNTAINCAR, ACROBOT, HOPPER, HALFCHEETAH, INVERTEDPENDULUM)

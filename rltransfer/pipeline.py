@@ -12,7 +12,7 @@ The callback order (documented in the README):
 
 1. ``HParamsCallback``: hyperparameters and env parameters to TensorBoard, once.
 2. ``Heartbeat``: keeps ``status.json`` alive.
-3. schedules: the curriculum.
+3. schedules: the curriculum; the domain-randomization logger (``dr/*``), when the spec has a preset.
 4. strategy callbacks: L2-SP logging, kickstarting.
 5. callbacks passed by the caller.
 6. ``NanGuard``: stops on any non-finite observation, reward, loss, gradient or weight.
@@ -33,26 +33,30 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import torch
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.logger import configure
+from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.utils import set_random_seed
-from stable_baselines3.common.vec_env import VecEnv, VecNormalize
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecNormalize
 
 from rltransfer.callbacks import (
     CollapseHook,
     CollapseMonitor,
+    DomainRandomizationLogger,
     EvalCallback,
-    HParamsCallback,
     Heartbeat,
+    HParamsCallback,
     ListenerHook,
     NanGuard,
     check_finite_weights,
 )
 from rltransfer.config import AgentSpec, EnvFamily
-from rltransfer.environments import make_vec_env
+from rltransfer.environments import make_env
 from rltransfer.errors import ConfigError, DivergenceError, RLTransferError
+from rltransfer.randomization import wrap_randomization
 from rltransfer.rundir import (
     atomic_write_json,
     atomic_write_text,
@@ -90,9 +94,33 @@ EvalListener = Callable[[int, float], None]
 # ----------------------------------------------------------------------------------------------- envs
 
 
-def _vec_env(env: EnvSpec, n_envs: int, seed: int, vec_env: str) -> VecEnv:
+def _env_thunk(env: EnvSpec, worker_index: int, seed: int) -> Callable[[], gym.Env]:
+    """Builds worker ``worker_index`` of ``env``, innermost first: the family env (FamilyEnv), the
+    randomization wrappers (:func:`rltransfer.randomization.wrap_randomization`: the preset's
+    PhysicsRandomizer, the variant's sensors, the preset's sensors), the training-only wrappers, the
+    policy's wrappers, then Monitor."""
     wrappers = tuple(w.to_wrapper_spec() for w in (*env.training_wrappers, *env.wrappers))
-    return make_vec_env(env.family, env.params, n_envs, seed, vec_env, wrappers)
+
+    def thunk() -> gym.Env:
+        from rltransfer.wrappers import make_wrapper
+
+        built = make_env(env.family, env.params, (), monitor=False, worker_index=worker_index)
+        built = wrap_randomization(built, env.randomization, env.sensors, env.family.variants, seed)
+        for w in wrappers:
+            built = make_wrapper(w.name, built, **w.kwargs)
+        return Monitor(built)
+
+    return thunk
+
+
+def _vec_env(env: EnvSpec, n_envs: int, seed: int, vec_env: str) -> VecEnv:
+    """``n_envs`` workers of ``env`` (see :func:`_env_thunk`), worker ``i`` seeded ``seed + i``, as SB3's
+    ``make_vec_env``."""
+    fns = [_env_thunk(env, i, seed) for i in range(n_envs)]
+    venv: VecEnv = SubprocVecEnv(fns) if vec_env == "subproc" and n_envs > 1 else DummyVecEnv(fns)
+    venv.seed(seed)
+    venv.action_space.seed(seed)
+    return venv
 
 
 def build_envs(spec: RunSpec) -> tuple[VecEnv, VecEnv]:
@@ -179,6 +207,9 @@ def build_callbacks(
     texts = {
         "config/env_params": markdown_table(spec.env.params, ("parameter", "value")),
         "config/agent": "```\n" + spec.agent.model_dump_json(indent=2, exclude_none=True) + "\n```",
+        **({"config/randomization": f"`{spec.env.randomization_name}`\n```\n"
+            + spec.env.randomization.model_dump_json(indent=2, exclude_none=True) + "\n```"}
+           if spec.env.randomization is not None else {}),
         **assembled.texts,
     }
     hparams = HParamsCallback(flat_hparams(spec.agent, spec.env.params, spec.seed, spec.steps), texts)
@@ -190,6 +221,10 @@ def build_callbacks(
         schedule = CurriculumCallback(Curriculum.model_validate(spec.curriculum))
         ordered.append(schedule)
         stateful["curriculum"] = schedule
+    if spec.env.randomization is not None:
+        dr_logger = DomainRandomizationLogger(tuple(spec.env.randomization.params))
+        ordered.append(dr_logger)
+        stateful["dr"] = dr_logger
     ordered += assembled.callbacks
     ordered += list(extra)
     ordered.append(NanGuard())
@@ -428,6 +463,8 @@ def train(
     listeners: Sequence[EvalListener] = (),
     curriculum: Any = None,
     save_freq: int | None = None,
+    randomize: str | Path | None = None,
+    variant: str | None = None,
 ) -> RunResult:
     """Train an agent on an env family and save a run directory with its policy bundle.
 
@@ -450,10 +487,13 @@ def train(
         listeners: functions called with ``(step, mean_return)`` after each evaluation.
         curriculum: a curriculum name, YAML path or :class:`~rltransfer.curricula.Curriculum`.
         save_freq: write a checkpoint every this many env steps (resumable with :func:`resume`).
+        randomize: a domain-randomization preset of the family by name (``"dr"``) or a preset YAML file,
+            for the training envs only.
+        variant: a variant of the family by name (``"real"``): its params and sensors, kept at evaluation.
     """
     spec = train_spec(env, agent, params, steps, seed, eval_freq, eval_episodes, device, threads,
                       training_wrappers=training_wrappers, curriculum=curriculum,
-                      checkpoints=CheckpointSpec(save_freq=save_freq))
+                      checkpoints=CheckpointSpec(save_freq=save_freq), randomize=randomize, variant=variant)
     return execute(spec, _run_dir(out, name, spec), progress, command, callbacks, listeners)
 
 

@@ -23,8 +23,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from rltransfer.config import AgentSpec, EnvFamily, load_agent, load_family, validate
+from rltransfer.config import AgentSpec, EnvFamily, load_agent, load_family, read_yaml, validate
 from rltransfer.errors import ConfigError
+from rltransfer.randomization import Preset, PresetFile, Sensors, check_preset, get_preset, get_variant
 
 __all__ = [
     "CheckpointSpec",
@@ -37,9 +38,12 @@ __all__ = [
     "WrapperEntry",
     "content_hash",
     "dump_spec",
+    "env_spec",
     "eval_seed",
     "load_spec",
+    "resolve_preset",
     "train_spec",
+    "with_randomization",
 ]
 
 #: Seeds of evaluation envs are offset from training seeds so that the two never share a start state.
@@ -94,20 +98,26 @@ class EnvSpec(Frozen):
         wrappers: wrappers the policy expects, innermost first (reproduced by evaluation and transfer).
         training_wrappers: wrappers of the training envs only (e.g. a planted corruption), innermost first,
             applied inside ``wrappers``; evaluation envs never get them.
-        randomization: domain randomization of the training envs (filled by the randomization feature).
-        variant: the name of a held-out variant these parameters came from, if any.
+        randomization: the domain-randomization preset of the training envs (its content), if any.
+        randomization_name: its name (a shipped preset's, or a preset file's stem).
+        variant: the name of the held-out variant these parameters and sensors came from, if any.
+        sensors: the variant's sensor effects (noise, bias, latency): part of the system, so evaluation
+            envs keep them.
     """
 
     family: EnvFamily
     params: dict[str, float]
     wrappers: tuple[WrapperEntry, ...] = ()
     training_wrappers: tuple[WrapperEntry, ...] = ()
-    randomization: dict[str, Any] | None = None
+    randomization: Preset | None = None
+    randomization_name: str | None = None
     variant: str | None = None
+    sensors: Sensors | None = None
 
     def evaluation(self) -> EnvSpec:
-        """The same env without anything that is for training only."""
-        return self.model_copy(update={"training_wrappers": (), "randomization": None})
+        """The same env without anything that is for training only (training wrappers, randomization);
+        a variant's parameters and sensors stay."""
+        return self.model_copy(update={"training_wrappers": (), "randomization": None, "randomization_name": None})
 
 
 class EvalSpec(Frozen):
@@ -202,19 +212,91 @@ class RunSpec(Frozen):
 # ------------------------------------------------------------------------------------------ building
 
 
+def resolve_preset(family: EnvFamily, name_or_path: str | Path) -> tuple[str, Preset]:
+    """A preset of ``family`` by name (``randomization.<name>`` in its file) or by YAML path (a file holding
+    one preset plus ``family: <name>``; its name is the file's stem). Returns ``(name, preset)``.
+
+    Raises:
+        UnknownNameError: neither a preset of the family nor an existing ``.yaml`` file (with suggestions).
+        ConfigError: the file is invalid, for another family, or outside the hard bounds.
+    """
+    text = str(name_or_path)
+    path = Path(text)
+    if text not in family.randomization and path.suffix in (".yaml", ".yml") and path.is_file():
+        loaded: PresetFile = validate(PresetFile, read_yaml(path), str(path))
+        if loaded.family != family.name:
+            raise ConfigError(f"{path}: family: this preset is for {loaded.family!r}, not {family.name!r}")
+        preset = Preset(**{k: getattr(loaded, k) for k in Preset.model_fields})
+        check_preset(family, preset, str(path), "(preset)")
+        return path.stem, preset
+    return text, get_preset(family, text)
+
+
+def _check_conflicts(family: EnvFamily, preset: Preset, overrides: dict[str, float], what: str) -> None:
+    both = sorted(set(preset.params) & set(overrides))
+    if both:
+        raise ConfigError(
+            f"{what} set {', '.join(both)}, which the randomization preset also draws per episode "
+            f"(env family {family.name!r}, {family.source}); set each parameter in one place only"
+        )
+
+
 def env_spec(
     family: str | Path | EnvFamily,
     params: dict[str, float] | None = None,
     wrappers: tuple[Any, ...] | list[Any] = (),
     training_wrappers: tuple[Any, ...] | list[Any] = (),
+    randomize: str | Path | None = None,
+    variant: str | None = None,
 ) -> EnvSpec:
-    """An :class:`EnvSpec` from a family name/path/model, parameter overrides and wrappers (by name or spec)."""
+    """An :class:`EnvSpec` from a family name/path/model, parameter overrides and wrappers (by name or spec).
+
+    Args:
+        randomize: a randomization preset of the family by name, or a preset YAML file (training only).
+        variant: a variant of the family by name: its params are the base (``params`` override them) and
+            its sensors stay on evaluation envs.
+
+    Raises:
+        UnknownNameError: an unknown preset or variant (with suggestions).
+        ConfigError: ``params`` or the variant set a parameter the preset randomizes.
+    """
     fam = family if isinstance(family, EnvFamily) else load_family(family)
-    return EnvSpec(
-        family=fam, params=fam.resolve_params(params),
-        wrappers=tuple(WrapperEntry.of(w) for w in wrappers),
-        training_wrappers=tuple(WrapperEntry.of(w) for w in training_wrappers),
+    base = EnvSpec(family=fam, params=fam.nominal)
+    return with_randomization(
+        base.model_copy(update={
+            "wrappers": tuple(WrapperEntry.of(w) for w in wrappers),
+            "training_wrappers": tuple(WrapperEntry.of(w) for w in training_wrappers),
+        }),
+        params, randomize, variant,
     )
+
+
+def with_randomization(
+    env: EnvSpec, params: dict[str, float] | None = None, randomize: str | Path | None = None,
+    variant: str | None = None,
+) -> EnvSpec:
+    """``env`` with a variant (its params and sensors), parameter overrides on top, and a preset."""
+    fam = env.family
+    values = dict(env.params)
+    update: dict[str, Any] = {}
+    variant_params: dict[str, float] = {}
+    if variant is not None:
+        if env.variant is not None and env.variant != variant:
+            raise ConfigError(f"the env already is variant {env.variant!r}; cannot also be {variant!r}")
+        chosen = get_variant(fam, variant)
+        variant_params = dict(chosen.params)
+        values.update(variant_params)
+        update.update(variant=variant, sensors=chosen.sensors())
+    values = fam.resolve_params({**values, **(params or {})})
+    preset = env.randomization
+    if randomize is not None:
+        name, preset = resolve_preset(fam, randomize)
+        update.update(randomization=preset, randomization_name=name)
+    if preset is not None:
+        _check_conflicts(fam, preset, dict(params or {}), "parameter overrides")
+        _check_conflicts(fam, preset, variant_params, f"variant {variant!r}")
+    update["params"] = values
+    return env.model_copy(update=update)
 
 
 def train_spec(
@@ -232,22 +314,25 @@ def train_spec(
     curriculum: Any = None,
     checkpoints: CheckpointSpec | None = None,
     label: str | None = None,
+    randomize: str | Path | None = None,
+    variant: str | None = None,
 ) -> RunSpec:
     """Resolve names into the :class:`RunSpec` of a training run (validated before anything is created).
 
     The policy's wrappers are the agent's (e.g. ``TimeFeatureWrapper``) followed by ``wrappers``.
+    ``randomize`` names a domain-randomization preset of the family (or a preset file) for the training
+    envs only; ``variant`` a variant of the family, whose params are the base (``params`` override them)
+    and whose sensors the evaluation envs keep.
     """
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= 2**31 - 1:
         raise ConfigError(f"seed must be an integer in [0, 2**31 - 1], got {seed!r}")
     if isinstance(env, EnvSpec):
-        base = env
+        base = with_randomization(env, params, randomize, variant) if (params or randomize or variant) else env
     else:
-        base = env_spec(env, params)
-        params = None
+        base = env_spec(env, params, randomize=randomize, variant=variant)
+    params = None
     family = base.family
     spec = agent if isinstance(agent, AgentSpec) else load_agent(agent, family.name)
-    if params:
-        base = base.model_copy(update={"params": family.resolve_params({**base.params, **params})})
     base = base.model_copy(update={
         "wrappers": tuple(WrapperEntry.of(w) for w in spec.wrappers) + base.wrappers
         + tuple(WrapperEntry.of(w) for w in wrappers),

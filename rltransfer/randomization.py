@@ -1,0 +1,599 @@
+"""Domain randomization: presets and held-out variants of an env family, and the wrappers that apply them.
+
+A family file (``envs/<family>.yaml``) may end with two sections, validated by the models here:
+
+* ``randomization:``: named *presets* (training only). A preset samples, at every reset, any of the
+  family's parameters (``uniform``, ``loguniform``, truncated ``normal``, ``choice``), optionally one of
+  the family's variants per episode, and sensor effects: per-step observation noise, a per-episode
+  observation bias, action noise and a k-step action latency (fixed or sampled per episode).
+* ``variants:``: named fixed systems (e.g. ``real``): parameter values plus sensor effects. A variant is
+  part of the system, so its sensor wrappers stay on evaluation envs; a preset never does.
+
+Every range and value is checked against the family's hard bounds at load (:func:`check_family`), with
+errors naming the file and the key path.
+
+The wrappers, one per transformation, innermost first::
+
+    FamilyEnv -> PhysicsRandomizer -> ObservationNoise -> ActionNoise -> ActionLatency
+
+(:func:`wrap_randomization` builds it: the variant's sensor wrappers, then the preset's, each group in
+that order, so a preset's latency adds to a variant's.) Each draws from its own stream, one per
+(seed, wrapper, worker, episode): ``np.random.default_rng(SeedSequence([seed, salt, worker_index,
+episode_index]))``, where ``seed`` is the seed of the env's last seeded reset (SB3 seeds worker ``i`` with
+``run_seed + i``; the construction seed before that) and ``episode_index`` counts resets since then. The
+same run seed therefore gives the same values per worker; workers never share a stream; and an
+evaluation reseeded with the same seed sees the same noise. Each wrapper reports what it drew in
+``info["dr"]`` at reset and in the ``info`` of the episode's last step.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal, Protocol, SupportsFloat
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+from rltransfer.errors import ConfigError, IncompatibleSpacesError, ParameterBoundsError, unknown_name
+
+
+class _Family(Protocol):
+    """What this module reads of an env family (:class:`rltransfer.config.EnvFamily` is one; a protocol
+    because config imports this module)."""
+
+    name: str
+    params: Mapping[str, Any]
+    randomization: Mapping[str, Preset]
+    variants: Mapping[str, Variant]
+
+    @property
+    def source(self) -> str: ...
+
+__all__ = [
+    "RANDOMIZATION_WRAPPERS",
+    "ActionLatency",
+    "ActionNoise",
+    "Latency",
+    "Noise",
+    "ObservationNoise",
+    "ParamDist",
+    "PhysicsRandomizer",
+    "Preset",
+    "Sensors",
+    "Variant",
+    "VariantChoice",
+    "check_family",
+    "get_preset",
+    "get_variant",
+    "preset_ranges",
+    "sample_param",
+    "variant_inside",
+    "wrap_randomization",
+]
+
+#: Longest action latency (steps), longest per-feature noise list, largest magnitude of a value.
+MAX_LATENCY = 100
+MAX_FEATURES = 65536
+_MAGNITUDE = 1e9
+#: Smallest share of a normal's mass inside its truncation window ``[low, high]``.
+MIN_TRUNCATED_MASS = 1e-3
+
+
+def _no_bool(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError("expected a number, not true/false")  # noqa: TRY004 (pydantic needs ValueError)
+    return value
+
+
+_Num = Annotated[float, BeforeValidator(_no_bool), Field(ge=-_MAGNITUDE, le=_MAGNITUDE)]
+_NonNeg = Annotated[float, BeforeValidator(_no_bool), Field(ge=0, le=_MAGNITUDE)]
+_Steps = Annotated[int, BeforeValidator(_no_bool), Field(ge=0, le=MAX_LATENCY)]
+_VariantName = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
+
+
+class _Strict(BaseModel):
+    """As :class:`rltransfer.config.Strict` (not imported: config imports this module)."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False, frozen=True)
+
+
+def _phi(x: float) -> float:
+    return 0.5 * (1.0 + math.erf(x / math.sqrt(2.0)))
+
+
+class ParamDist(_Strict):
+    """How one parameter is drawn at each reset.
+
+    ``uniform``/``loguniform``: ``low``, ``high`` (loguniform: ``low > 0``). ``normal``: ``mean``, ``std``
+    truncated to ``[low, high]`` (both required). ``choice``: one of ``values``, equally likely.
+    """
+
+    dist: Literal["uniform", "loguniform", "normal", "choice"]
+    low: _Num | None = None
+    high: _Num | None = None
+    mean: _Num | None = None
+    std: Annotated[float, BeforeValidator(_no_bool), Field(gt=0, le=_MAGNITUDE)] | None = None
+    values: list[_Num] | None = Field(default=None, max_length=10_000)
+
+    @model_validator(mode="after")
+    def _fields(self) -> ParamDist:
+        needed = {"uniform": ("low", "high"), "loguniform": ("low", "high"), "normal": ("mean", "std", "low", "high"),
+                  "choice": ("values",)}[self.dist]
+        given = {k for k in ("low", "high", "mean", "std", "values") if getattr(self, k) is not None}
+        missing = [k for k in needed if k not in given]
+        extra = sorted(given - set(needed))
+        if missing:
+            raise ValueError(f"dist {self.dist!r} needs {', '.join(needed)}; missing {', '.join(missing)}")
+        if extra:
+            raise ValueError(f"dist {self.dist!r} takes {', '.join(needed)}, not {', '.join(extra)}")
+        if self.dist == "choice":
+            if not self.values:
+                raise ValueError("choice needs at least one value (values is empty)")
+            return self
+        assert self.low is not None and self.high is not None
+        if self.low > self.high:
+            raise ValueError(f"need low <= high, got low={self.low:g}, high={self.high:g}")
+        if self.dist == "loguniform" and self.low <= 0:
+            raise ValueError(f"loguniform needs low > 0, got low={self.low:g}")
+        if self.dist == "normal":
+            assert self.mean is not None and self.std is not None
+            mass = _phi((self.high - self.mean) / self.std) - _phi((self.low - self.mean) / self.std)
+            if mass < MIN_TRUNCATED_MASS:
+                raise ValueError(
+                    f"the window [{self.low:g}, {self.high:g}] holds {mass:.2g} of the mass of "
+                    f"normal(mean={self.mean:g}, std={self.std:g}); move the mean inside or widen the window"
+                )
+        return self
+
+    @property
+    def support(self) -> tuple[float, float]:
+        """The smallest and largest value this distribution can give."""
+        if self.dist == "choice":
+            assert self.values
+            return float(min(self.values)), float(max(self.values))
+        return float(self.low), float(self.high)  # type: ignore[arg-type]
+
+
+class Noise(_Strict):
+    """Gaussian noise of standard deviation ``std``: one number, or one per feature."""
+
+    std: _NonNeg | Annotated[list[_NonNeg], Field(min_length=1, max_length=MAX_FEATURES)]
+
+    def array(self, shape: tuple[int, ...], where: str) -> np.ndarray:
+        """``std`` broadcast to ``shape`` (a per-feature list must match the last dimension)."""
+        std = np.asarray(self.std, dtype=np.float64)
+        if std.ndim == 1 and (len(shape) != 1 or shape[0] != std.shape[0]):
+            raise IncompatibleSpacesError(
+                f"{where}: std has {std.shape[0]} entries, but the space has shape {shape}"
+            )
+        return np.broadcast_to(std, shape).copy()
+
+
+class Latency(_Strict):
+    """A k-step action delay: ``steps`` (fixed), or ``low``..``high`` (an integer drawn per episode)."""
+
+    steps: _Steps | None = None
+    low: _Steps | None = None
+    high: _Steps | None = None
+
+    @model_validator(mode="after")
+    def _form(self) -> Latency:
+        fixed = self.steps is not None
+        ranged = self.low is not None or self.high is not None
+        if fixed == ranged:
+            raise ValueError("give either steps (a fixed delay) or low and high (drawn per episode)")
+        if ranged:
+            if self.low is None or self.high is None:
+                raise ValueError("a sampled latency needs both low and high")
+            if self.low > self.high:
+                raise ValueError(f"need low <= high, got low={self.low}, high={self.high}")
+        return self
+
+    @property
+    def support(self) -> tuple[int, int]:
+        if self.steps is not None:
+            return self.steps, self.steps
+        return int(self.low), int(self.high)  # type: ignore[arg-type]
+
+
+class VariantChoice(_Strict):
+    """Pick one of the family's variants (by name, equally likely) at each reset: multi-task training."""
+
+    choice: list[_VariantName] = Field(max_length=1000)
+
+    @model_validator(mode="after")
+    def _nonempty(self) -> VariantChoice:
+        if not self.choice:
+            raise ValueError("choice needs at least one variant name (it is empty)")
+        return self
+
+
+class Sensors(_Strict):
+    """Sensor and actuator effects: per-step observation noise, per-episode observation bias (drawn at
+    reset), action noise (Box actions, clipped to the bounds), and action latency."""
+
+    obs_noise: Noise | None = None
+    obs_bias: Noise | None = None
+    action_noise: Noise | None = None
+    latency: Latency | None = None
+
+    def sensors(self) -> Sensors | None:
+        """Only the sensor settings (``None`` when there are none)."""
+        data = {k: getattr(self, k) for k in Sensors.model_fields}
+        return Sensors(**data) if any(v is not None for v in data.values()) else None
+
+
+class Preset(Sensors):
+    """A domain-randomization preset (``randomization.<name>`` in a family file): training only."""
+
+    description: str = Field(default="", max_length=1000)
+    params: dict[str, ParamDist] = Field(default_factory=dict, max_length=1000)
+    variants: VariantChoice | None = None
+
+
+class Variant(Sensors):
+    """A fixed, named system (``variants.<name>``): parameter values and its sensors (kept at evaluation)."""
+
+    description: str = Field(default="", max_length=1000)
+    params: dict[str, _Num] = Field(default_factory=dict, max_length=1000)
+
+
+class PresetFile(Preset):
+    """A preset in its own YAML file: one preset plus the family it is for."""
+
+    family: str = Field(min_length=1, max_length=100)
+
+
+# -------------------------------------------------------------------------------------------- checks
+
+
+def _bounds(family: _Family, name: str, value: float, where: str) -> None:
+    spec = family.params[name]
+    if not spec.low <= value <= spec.high:
+        raise ParameterBoundsError(f"{where} = {value:g} is outside the hard bounds [{spec.low}, {spec.high}]")
+
+
+def _param_name(family: _Family, name: str, source: str, key: str) -> None:
+    if name not in family.params:
+        raise unknown_name("parameter", name, family.params, where=f"{source} ({key})")
+
+
+def check_preset(family: _Family, preset: Preset, source: str, key: str) -> None:
+    """Check a preset against ``family``: parameter and variant names, ranges within the hard bounds.
+
+    Raises:
+        UnknownNameError: a parameter or variant the family does not have (with suggestions).
+        ParameterBoundsError: a range or value outside the parameter's hard bounds.
+        ConfigError: a chosen variant sets a parameter the preset randomizes, or has sensor settings.
+    """
+    for name, dist in preset.params.items():
+        _param_name(family, name, source, f"{key}.params")
+        where = f"{source}: {key}.params.{name}"
+        if dist.dist == "choice":
+            for i, v in enumerate(dist.values or []):
+                _bounds(family, name, v, f"{where}.values[{i}]")
+        else:
+            _bounds(family, name, float(dist.low), f"{where}.low")  # type: ignore[arg-type]
+            _bounds(family, name, float(dist.high), f"{where}.high")  # type: ignore[arg-type]
+    if preset.variants is not None:
+        for i, vname in enumerate(preset.variants.choice):
+            if vname not in family.variants:
+                raise unknown_name("variant", vname, family.variants, where=f"{source} ({key}.variants.choice[{i}])")
+            variant = family.variants[vname]
+            both = sorted(set(variant.params) & set(preset.params))
+            if both:
+                raise ConfigError(
+                    f"{source}: {key}.variants.choice[{i}]: variant {vname!r} sets {', '.join(both)}, which "
+                    f"{key}.params also randomizes; randomize it in one place only"
+                )
+            if variant.sensors() is not None:
+                raise ConfigError(
+                    f"{source}: {key}.variants.choice[{i}]: variant {vname!r} has sensor settings; a preset "
+                    "chooses among variants by their params only (put sensor effects in the preset itself)"
+                )
+
+
+def check_family(family: _Family) -> None:
+    """Check every preset and variant of ``family`` against its parameters (called by ``load_family``)."""
+    source = family.source or f"env family {family.name!r}"
+    for vname, variant in family.variants.items():
+        for name, value in variant.params.items():
+            _param_name(family, name, source, f"variants.{vname}.params")
+            _bounds(family, name, value, f"{source}: variants.{vname}.params.{name}")
+    for pname, preset in family.randomization.items():
+        check_preset(family, preset, source, f"randomization.{pname}")
+
+
+def get_preset(family: _Family, name: str) -> Preset:
+    """The shipped preset ``name`` of ``family`` (UnknownNameError with suggestions otherwise). A preset
+    given by file is read by :func:`rltransfer.spec.resolve_preset`."""
+    if name not in family.randomization:
+        raise unknown_name("randomization preset", name, family.randomization,
+                           where=f"env family {family.name!r} ({family.source}); or give a preset .yaml file")
+    return family.randomization[name]
+
+
+def get_variant(family: _Family, name: str) -> Variant:
+    """The variant ``name`` of ``family`` (UnknownNameError with suggestions otherwise)."""
+    if name not in family.variants:
+        raise unknown_name("variant", name, family.variants, where=f"env family {family.name!r} ({family.source})")
+    return family.variants[name]
+
+
+def preset_ranges(preset: Preset) -> dict[str, tuple[float, float]]:
+    """The support ``(min, max)`` of each parameter ``preset`` randomizes (``choice``: its extreme values)."""
+    return {name: dist.support for name, dist in preset.params.items()}
+
+
+def variant_inside(family: _Family, variant_name: str, preset_name: str | Preset) -> dict[str, bool]:
+    """Per parameter of the variant: whether its value lies inside the preset's range (a parameter the
+    preset does not randomize is inside only if it equals the nominal value the preset trains with).
+
+    Args:
+        family: the family model (:func:`rltransfer.config.load_family`).
+        variant_name: one of ``family.variants``.
+        preset_name: one of ``family.randomization``, or a :class:`Preset`.
+    """
+    variant = get_variant(family, variant_name)
+    preset = preset_name if isinstance(preset_name, Preset) else get_preset(family, preset_name)
+    ranges = preset_ranges(preset)
+    out: dict[str, bool] = {}
+    for name, value in variant.params.items():
+        if name in ranges:
+            lo, hi = ranges[name]
+            out[name] = lo <= value <= hi
+        else:
+            out[name] = math.isclose(value, family.params[name].nominal)
+    return out
+
+
+def sample_param(dist: ParamDist, rng: np.random.Generator) -> float:
+    """One draw of ``dist`` (truncated normal: rejection sampling, at least 0.1% of the mass is inside)."""
+    if dist.dist == "choice":
+        values = dist.values or []
+        return float(values[int(rng.integers(len(values)))])
+    low, high = float(dist.low), float(dist.high)  # type: ignore[arg-type]
+    if dist.dist == "uniform":
+        return float(rng.uniform(low, high)) if high > low else low
+    if dist.dist == "loguniform":
+        return float(math.exp(rng.uniform(math.log(low), math.log(high)))) if high > low else low
+    mean, std = float(dist.mean), float(dist.std)  # type: ignore[arg-type]
+    while True:
+        draws = rng.normal(mean, std, size=256)
+        inside = draws[(draws >= low) & (draws <= high)]
+        if inside.size:
+            return float(inside[0])
+
+
+# ------------------------------------------------------------------------------------------ wrappers
+
+#: Salts that give each wrapper its own stream.
+_SALTS = {"physics": 1, "obs": 2, "action": 3, "latency": 4}
+
+
+class _Episodic(gym.Wrapper):
+    """Base of the randomization wrappers: a fresh generator per (seed, salt, worker, episode)."""
+
+    salt = 0
+
+    def __init__(self, env: gym.Env, seed: int) -> None:
+        super().__init__(env)
+        from rltransfer.families import family_env
+
+        self._seed = int(seed)
+        self._worker = family_env(env).worker_index
+        self._episode = -1
+        self.rng = np.random.default_rng(0)
+
+    def _new_episode(self, seed: int | None) -> np.random.Generator:
+        if seed is not None:
+            self._seed, self._episode = int(seed), -1
+        self._episode += 1
+        self.rng = np.random.default_rng(np.random.SeedSequence([self._seed, self.salt, self._worker, self._episode]))
+        return self.rng
+
+    @staticmethod
+    def _report(info: dict[str, Any], values: Mapping[str, Any]) -> None:
+        info["dr"] = {**info.get("dr", {}), **values}
+
+    def snapshot_state(self) -> dict[str, Any]:
+        """Seed, episode index and the episode generator's state (for checkpoints)."""
+        return {"seed": self._seed, "episode": self._episode, "rng": self.rng.bit_generator.state}
+
+    def restore_state(self, state: dict[str, Any]) -> None:
+        self._seed, self._episode = int(state["seed"]), int(state["episode"])
+        self.rng.bit_generator.state = state["rng"]
+
+
+class PhysicsRandomizer(_Episodic):
+    """At each reset, draw the episode's parameters (and variant) and set them on the FamilyEnv, deferred,
+    before the inner reset: the episode starts in the sampled physics. Values are drawn per episode,
+    never per step; ``info["dr"]`` holds ``params``, ``variant`` and ``episode``.
+
+    Args:
+        env: a stack with a :class:`~rltransfer.families.FamilyEnv` inside.
+        params: parameter name -> distribution.
+        variants: variant name -> variant params, one picked per episode (empty: none).
+        seed: the stream seed until the first seeded reset.
+    """
+
+    salt = _SALTS["physics"]
+
+    def __init__(self, env: gym.Env, params: Mapping[str, ParamDist], variants: Mapping[str, Mapping[str, float]]
+                 | None = None, seed: int = 0) -> None:
+        super().__init__(env, seed)
+        from rltransfer.families import family_env
+
+        self.family_env = family_env(env)
+        self.dists = dict(params)
+        self.variants = {k: dict(v) for k, v in (variants or {}).items()}
+        self.base = self.family_env.params
+        self._draw: dict[str, Any] = {}
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict]:
+        rng = self._new_episode(seed)
+        values: dict[str, float] = {}
+        variant = None
+        if self.variants:
+            names = list(self.variants)
+            variant = names[int(rng.integers(len(names)))]
+            touched = {k for v in self.variants.values() for k in v}
+            values.update({k: self.base[k] for k in touched})
+            values.update(self.variants[variant])
+        sampled = {name: sample_param(dist, rng) for name, dist in self.dists.items()}
+        values.update(sampled)
+        self.family_env.set_params(values, defer=True)
+        self._draw = {"params": sampled, "variant": variant, "episode": self._episode}
+        obs, info = self.env.reset(seed=seed, options=options)
+        self._report(info, self._draw)
+        return obs, info
+
+    def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        if terminated or truncated:
+            self._report(info, self._draw)
+        return obs, reward, terminated, truncated, info
+
+
+def _box(space: gym.Space, what: str) -> spaces.Box:
+    if not isinstance(space, spaces.Box):
+        raise IncompatibleSpacesError(f"{what} needs a Box space, got {space}")
+    return space
+
+
+class ObservationNoise(_Episodic):
+    """Per-step Gaussian noise (``noise``) plus a per-episode bias drawn at reset (``bias``), added to a Box
+    observation (not clipped). ``info["dr"]["obs_bias"]`` holds the episode's bias (when there is one)."""
+
+    salt = _SALTS["obs"]
+
+    def __init__(self, env: gym.Env, noise: Noise | None = None, bias: Noise | None = None, seed: int = 0) -> None:
+        super().__init__(env, seed)
+        box = _box(env.observation_space, "ObservationNoise")
+        self.std = noise.array(box.shape, "obs_noise") if noise else np.zeros(box.shape)
+        self.bias_std = bias.array(box.shape, "obs_bias") if bias else np.zeros(box.shape)
+        self.bias = np.zeros(box.shape)
+        self._report_bias = bias is not None
+        self._dtype = box.dtype
+
+    def _noisy(self, obs: Any) -> np.ndarray:
+        noise = self.rng.normal(0.0, 1.0, size=self.std.shape) * self.std
+        return (np.asarray(obs, dtype=np.float64) + self.bias + noise).astype(self._dtype)
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict]:
+        rng = self._new_episode(seed)
+        self.bias = rng.normal(0.0, 1.0, size=self.bias_std.shape) * self.bias_std
+        obs, info = self.env.reset(seed=seed, options=options)
+        if self._report_bias:
+            self._report(info, {"obs_bias": self.bias.tolist()})
+        return self._noisy(obs), info
+
+    def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        if (terminated or truncated) and self._report_bias:
+            self._report(info, {"obs_bias": self.bias.tolist()})
+        return self._noisy(obs), reward, terminated, truncated, info
+
+    def snapshot_state(self) -> dict[str, Any]:
+        return {**super().snapshot_state(), "bias": self.bias.tolist()}
+
+    def restore_state(self, state: dict[str, Any]) -> None:
+        super().restore_state(state)
+        self.bias = np.asarray(state["bias"], dtype=np.float64).reshape(self.bias_std.shape)
+
+
+class ActionNoise(_Episodic):
+    """Gaussian noise added to each Box action, then clipped to the action bounds."""
+
+    salt = _SALTS["action"]
+
+    def __init__(self, env: gym.Env, noise: Noise, seed: int = 0) -> None:
+        super().__init__(env, seed)
+        self.box = _box(env.action_space, "ActionNoise")
+        self.std = noise.array(self.box.shape, "action_noise")
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict]:
+        self._new_episode(seed)
+        return self.env.reset(seed=seed, options=options)
+
+    def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
+        noisy = np.asarray(action, dtype=np.float64) + self.rng.normal(0.0, 1.0, size=self.std.shape) * self.std
+        return self.env.step(np.clip(noisy, self.box.low, self.box.high).astype(self.box.dtype))
+
+
+class ActionLatency(_Episodic):
+    """A k-step action delay: at step t the env receives the action given at step t - k.
+
+    At reset the queue is filled with a neutral action: zeros (clipped into the bounds) for a Box action
+    space; for any other space, the episode's first action (so the first k steps repeat it). ``k`` is
+    fixed or drawn per episode; ``info["dr"]["latency"]`` holds it.
+    """
+
+    salt = _SALTS["latency"]
+
+    def __init__(self, env: gym.Env, latency: Latency, seed: int = 0) -> None:
+        super().__init__(env, seed)
+        self.latency = latency
+        self.k = latency.support[0]
+        self.queue: deque[Any] = deque()
+        space = env.action_space
+        self._neutral = (np.clip(np.zeros(space.shape), space.low, space.high).astype(space.dtype)
+                         if isinstance(space, spaces.Box) else None)
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict]:
+        rng = self._new_episode(seed)
+        lo, hi = self.latency.support
+        self.k = int(rng.integers(lo, hi + 1)) if hi > lo else lo
+        self.queue = deque([self._neutral.copy() for _ in range(self.k)] if self._neutral is not None else [])
+        obs, info = self.env.reset(seed=seed, options=options)
+        self._report(info, {"latency": self.k})
+        return obs, info
+
+    def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
+        if self.k == 0:
+            delayed = action
+        else:
+            if not self.queue and self._neutral is None:
+                self.queue.extend(action for _ in range(self.k))
+            self.queue.append(action)
+            delayed = self.queue.popleft()
+        obs, reward, terminated, truncated, info = self.env.step(delayed)
+        if terminated or truncated:
+            self._report(info, {"latency": self.k})
+        return obs, reward, terminated, truncated, info
+
+
+#: The randomization wrapper classes (for tests and wrapper-chain checks).
+RANDOMIZATION_WRAPPERS = (PhysicsRandomizer, ObservationNoise, ActionNoise, ActionLatency)
+
+
+def _sensor_wrappers(env: gym.Env, sensors: Sensors | None, seed: int) -> gym.Env:
+    if sensors is None:
+        return env
+    if sensors.obs_noise is not None or sensors.obs_bias is not None:
+        env = ObservationNoise(env, sensors.obs_noise, sensors.obs_bias, seed)
+    if sensors.action_noise is not None:
+        env = ActionNoise(env, sensors.action_noise, seed)
+    if sensors.latency is not None:
+        env = ActionLatency(env, sensors.latency, seed)
+    return env
+
+
+def wrap_randomization(env: gym.Env, preset: Preset | None, sensors: Sensors | None,
+                       variants: Mapping[str, Variant] | None = None, seed: int = 0) -> gym.Env:
+    """Wrap a family env (a stack with a FamilyEnv inside) in the documented order: the preset's
+    :class:`PhysicsRandomizer`, the variant's sensor wrappers (``sensors``), then the preset's sensor
+    wrappers. With neither a preset nor sensors, ``env`` is returned unchanged."""
+    if preset is not None and (preset.params or preset.variants is not None):
+        chosen = {}
+        if preset.variants is not None:
+            chosen = {name: dict((variants or {})[name].params) for name in preset.variants.choice}
+        env = PhysicsRandomizer(env, preset.params, chosen, seed)
+    env = _sensor_wrappers(env, sensors, seed)
+    if preset is not None:
+        env = _sensor_wrappers(env, preset.sensors(), seed)
+    return env
