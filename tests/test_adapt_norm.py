@@ -17,7 +17,7 @@ from tiny import tiny
 from rltransfer.bundle import load_policy
 from rltransfer.errors import ConfigError, TransferError
 from rltransfer.pipeline import prepare_transfer, train, transfer
-from rltransfer.transfer import AdaptNormCallback, blend_moments, combine_moments, parse_strategy
+from rltransfer.strategies import AdaptNormCallback, blend_moments, combine_moments, parse_strategy
 
 STEPS = 256  # four PPO rollouts of 2 envs x 32 steps
 ADAPT = 101  # not a multiple of the vector step: the phase ends at the first step with num_timesteps >= 101

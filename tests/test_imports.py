@@ -94,3 +94,23 @@ def test_foundation_modules_import_no_higher_layer(module: str) -> None:
 def test_report_reads_the_analysis_not_the_runner() -> None:
     assert "benchmark" not in import_graph()["report"]
     assert "benchmark" not in import_graph()["analysis"]
+
+
+def test_plan_and_strategies_sit_below_transfer() -> None:
+    """The plan knows no strategy (it calls their hooks duck-typed) and neither knows the transfer run."""
+    graph = import_graph()
+    assert not graph["plan"] & {"strategies", "transfer"}
+    assert "transfer" not in graph["strategies"]
+
+
+def test_transfer_reexports_the_plan_and_strategy_names() -> None:
+    """``from rltransfer.transfer import X`` keeps working for every name moved to plan.py/strategies.py."""
+    from rltransfer import plan, strategies, transfer
+
+    for module in (plan, strategies):
+        moved = [n for n, v in vars(module).items() if not n.startswith("_")
+                 and getattr(v, "__module__", None) == module.__name__]
+        assert moved, module.__name__
+        for name in moved:
+            assert getattr(transfer, name, None) is getattr(module, name), f"{module.__name__}.{name}"
+            assert name in transfer.__all__, name

@@ -1,4 +1,4 @@
-"""Property test of the transfer planner's shape logic (rltransfer/transfer.py): for random small source
+"""Property test of the transfer planner's shape logic (rltransfer/plan.py): for random small source
 and target state dicts and spaces, :func:`compute_plan` either returns a plan whose every new tensor has
 exactly the target's shape, or raises an :class:`~rltransfer.errors.RLTransferError`, nothing else."""
 
@@ -13,7 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rltransfer.errors import RLTransferError
-from rltransfer.transfer import compute_plan, parse_strategy
+from rltransfer.plan import compute_plan
+from rltransfer.strategies import parse_strategy
 
 _dims = st.integers(min_value=1, max_value=4)
 

@@ -13,7 +13,7 @@ from tiny import tiny
 
 from rltransfer.cli import build_parser, main, strategy_options_of
 from rltransfer.errors import ConfigError
-from rltransfer.transfer import (
+from rltransfer.strategies import (
     STRATEGIES,
     Strategy,
     StrategySpec,

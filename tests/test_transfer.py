@@ -12,7 +12,8 @@ from rltransfer.bundle import load_policy
 from rltransfer.errors import ConfigError, IncompatibleSpacesError, TransferError, UnknownNameError
 from rltransfer.pipeline import train
 from rltransfer.pipeline import prepare_transfer, transfer
-from rltransfer.transfer import KickstartCallback, parse_index_map, parse_strategy
+from rltransfer.plan import parse_index_map
+from rltransfer.strategies import KickstartCallback, parse_strategy
 
 from conftest import needs_zoo_fixtures, zoo_fixture
 from tiny import tiny

@@ -34,7 +34,8 @@ from rltransfer.metrics import time_to_threshold
 from rltransfer.pipeline import train, transfer
 from rltransfer.rundir import read_status
 from rltransfer.training import EvalCurve
-from rltransfer.transfer import STRATEGIES, target_agent
+from rltransfer.strategies import STRATEGIES
+from rltransfer.transfer import target_agent
 
 
 class StopAtThreshold(BaseCallback):
