@@ -116,6 +116,10 @@ class ArmResult:
     budget: int
     n_runs: int
     scratch_from: str = ""
+    #: Zero-shot return: the mean over seeds of the first evaluation (step 0, before any target training),
+    #: absolute, of the transfer arm and of scratch (the jumpstart is their difference).
+    zero_shot_transfer: float = math.nan
+    zero_shot_scratch: float = math.nan
 
     @property
     def expected(self) -> str | None:
@@ -362,6 +366,8 @@ def analyze(out: str | Path) -> Analysis:
             steps_saved=sum(r.steps_saved for r in transfer), would_save=sum(r.would_save for r in transfer),
             alarms=sum(r.alarm_step is not None for r in transfer), budget=suite.budget_of(pair),
             n_runs=len(transfer), scratch_from=owners.get(key[0], key[0]),
+            zero_shot_transfer=float(np.mean([r.metrics["initial"] for r in transfer])),
+            zero_shot_scratch=float(np.mean([r.metrics["initial"] for r in scratch])),
         ))
     return Analysis(suite, out, runs, results, sessions, missing)
 

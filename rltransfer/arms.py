@@ -6,8 +6,8 @@ content hash, so changing any value in any YAML a run depends on (the family, th
 reruns exactly the runs it changes, and pairs whose scratch runs would be identical share them.
 
 The scratch arm is the transfer arms' target agent (the target's hyperparameters with the source's
-architecture, normalization and wrappers) trained from its own initialization: only the initialization
-differs between the arms of a pair.
+architecture, normalization and wrappers) trained from its own initialization on the same target (its
+variant included): only the initialization differs between the arms of a pair.
 """
 
 from __future__ import annotations
@@ -33,12 +33,14 @@ __all__ = [
 
 
 def source_spec(train: TrainSource, checkpoints: CheckpointSpec | None = None) -> RunSpec:
-    """The run spec of a source a suite trains (``steps: 0``: the untrained initialization)."""
+    """The run spec of a source a suite trains (``steps: 0``: the untrained initialization), with its
+    domain-randomization preset and variant if it names them (its policy's description, hence the target
+    agent, does not depend on either)."""
     freq = train.eval.freq if train.eval else max(1, train.steps // 5)
     episodes = train.eval.episodes if train.eval else 5
     spec = train_spec(train.env, train.agent, dict(train.params), max(1, train.steps), train.seed, freq, episodes,
                       training_wrappers=[WrapperEntry(name=w.name, kwargs=dict(w.kwargs)) for w in train.training_wrappers],
-                      checkpoints=checkpoints, label="source")
+                      checkpoints=checkpoints, label="source", randomize=train.randomize, variant=train.variant)
     return spec.model_copy(update={"steps": 0}) if train.steps == 0 else spec
 
 
@@ -70,7 +72,8 @@ class PairPlan:
     def target(self, seed: int, label: str) -> RunSpec:
         ev = self.suite.eval_of(self.pair)
         return train_spec(self.family, self.agent, dict(self.pair.target.params), self.suite.budget_of(self.pair),
-                          seed, ev.freq, ev.episodes, checkpoints=self.checkpoints, label=label)
+                          seed, ev.freq, ev.episodes, checkpoints=self.checkpoints, label=label,
+                          variant=self.pair.target.variant)
 
 
 def pair_plan(suite: Suite, pair: PairSpec, out: str | Path = ".", save_freq: int | None = None) -> PairPlan:

@@ -1,8 +1,9 @@
 """Snapshots of environments' running state, as JSON-able data, and their exact restore.
 
 :func:`snapshot_env` records every wrapper the module knows (``TimeLimit``, ``OrderEnforcing``,
-``PassiveEnvChecker``, ``Monitor``, :class:`~rltransfer.families.FamilyEnv` and rltransfer's own
-wrappers) and the unwrapped env's physical state and ``np_random``; :func:`restore_env` puts it back.
+``PassiveEnvChecker``, ``Monitor``, :class:`~rltransfer.families.FamilyEnv`, rltransfer's own
+wrappers and the domain-randomization wrappers of :mod:`rltransfer.randomization`) and the unwrapped
+env's physical state and ``np_random``; :func:`restore_env` puts it back.
 :func:`snapshot_venv` and :func:`restore_venv` do the same for a ``DummyVecEnv`` (its pending seeds
 included), and keep only the family parameters of envs that cannot be snapshot. Checkpoints
 (:mod:`rltransfer.checkpoints`) store these snapshots in ``envs.json``.
@@ -24,6 +25,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecEnvWrapper,
 from rltransfer import limits
 from rltransfer.errors import BundleError, ConfigError
 from rltransfer.families import FamilyEnv
+from rltransfer.randomization import RANDOMIZATION_WRAPPERS
 from rltransfer.wrappers import NegateReward, PermuteActions, TimeFeatureWrapper
 
 __all__ = [
@@ -166,6 +168,9 @@ _LAYERS: dict[type, tuple[Callable[[Any], dict[str, Any]], Callable[[Any, dict[s
     TimeFeatureWrapper: (TimeFeatureWrapper.snapshot_state, TimeFeatureWrapper.restore_state),
     PermuteActions: (_stateless, _restore_stateless),
     NegateReward: (_stateless, _restore_stateless),
+    # Domain randomization: episode counter, stream seed and generator, plus each wrapper's episode state
+    # (the draw, the observation bias, the latency k and its queue of pending actions).
+    **{cls: (cls.snapshot_state, cls.restore_state) for cls in RANDOMIZATION_WRAPPERS},
 }
 
 

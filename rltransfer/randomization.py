@@ -375,6 +375,29 @@ def sample_param(dist: ParamDist, rng: np.random.Generator) -> float:
 _SALTS = {"physics": 1, "obs": 2, "action": 3, "latency": 4}
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _generator(state: Any) -> np.random.Generator:
+    """A PCG64 generator (the wrappers' kind) in the saved ``state``."""
+    if not isinstance(state, dict) or state.get("bit_generator") != "PCG64":
+        raise ValueError(f"rng must be a PCG64 bit generator state, got {str(state)[:80]}")
+    gen = np.random.Generator(np.random.PCG64())
+    try:
+        gen.bit_generator.state = state
+    except (TypeError, KeyError) as exc:
+        raise ValueError(f"rng: malformed PCG64 state ({exc})") from None
+    return gen
+
+
+def _float_array(value: Any, shape: tuple[int, ...], what: str) -> np.ndarray:
+    array = np.asarray(value, dtype=np.float64) if isinstance(value, (list, np.ndarray)) else None
+    if array is None or array.shape != shape or not np.all(np.isfinite(array)):
+        raise ValueError(f"{what} must be finite numbers of shape {shape}, got {str(value)[:80]}")
+    return array
+
+
 class _Episodic(gym.Wrapper):
     """Base of the randomization wrappers: a fresh generator per (seed, salt, worker, episode)."""
 
@@ -400,13 +423,32 @@ class _Episodic(gym.Wrapper):
     def _report(info: dict[str, Any], values: Mapping[str, Any]) -> None:
         info["dr"] = {**info.get("dr", {}), **values}
 
+    #: The keys of :meth:`snapshot_state` (subclasses add theirs).
+    _STATE_KEYS: frozenset[str] = frozenset({"seed", "episode", "rng"})
+
     def snapshot_state(self) -> dict[str, Any]:
-        """Seed, episode index and the episode generator's state (for checkpoints)."""
-        return {"seed": self._seed, "episode": self._episode, "rng": self.rng.bit_generator.state}
+        """Seed, episode index and the episode generator's state (for checkpoints,
+        :mod:`rltransfer.envsnapshot`)."""
+        return {"seed": self._seed, "episode": self._episode, "rng": dict(self.rng.bit_generator.state)}
 
     def restore_state(self, state: dict[str, Any]) -> None:
-        self._seed, self._episode = int(state["seed"]), int(state["episode"])
-        self.rng.bit_generator.state = state["rng"]
+        """Restore :meth:`snapshot_state` (input is untrusted: every value is checked before any is set).
+
+        Raises:
+            ValueError: a missing or unknown key, or a malformed value (the message names it).
+        """
+        if not isinstance(state, dict) or set(state) != self._STATE_KEYS:
+            got = sorted(state) if isinstance(state, dict) else type(state).__name__
+            raise ValueError(f"{type(self).__name__} state must have keys {sorted(self._STATE_KEYS)}, got {got}")
+        seed, episode = state["seed"], state["episode"]
+        if not _is_int(seed) or not _is_int(episode) or episode < -1:
+            raise ValueError(f"seed and episode must be integers (episode >= -1), got {seed!r:.40} and {episode!r:.40}")
+        rng = _generator(state["rng"])
+        self._restore_own(state)
+        self._seed, self._episode, self.rng = int(seed), int(episode), rng
+
+    def _restore_own(self, state: dict[str, Any]) -> None:
+        """Check and set a subclass's own keys (raise ValueError before setting anything)."""
 
 
 class PhysicsRandomizer(_Episodic):
@@ -458,6 +500,34 @@ class PhysicsRandomizer(_Episodic):
             self._report(info, self._draw)
         return obs, reward, terminated, truncated, info
 
+    _STATE_KEYS = _Episodic._STATE_KEYS | {"draw"}
+
+    def snapshot_state(self) -> dict[str, Any]:
+        """As :meth:`_Episodic.snapshot_state`, plus the episode's draw (reported at its last step); the
+        drawn values themselves live in the FamilyEnv's (pending) parameters, snapshot there."""
+        draw = {"params": dict(self._draw.get("params", {})), "variant": self._draw.get("variant"),
+                "episode": self._draw.get("episode")} if self._draw else {}
+        return {**super().snapshot_state(), "draw": draw}
+
+    def _restore_own(self, state: dict[str, Any]) -> None:
+        draw = state["draw"]
+        if not isinstance(draw, dict) or (draw and set(draw) != {"params", "variant", "episode"}):
+            raise ValueError(f"draw must be {{}} or {{params, variant, episode}}, got {str(draw)[:80]}")
+        if draw:
+            params, variant, episode = draw["params"], draw["variant"], draw["episode"]
+            if not isinstance(params, dict) or set(params) - set(self.dists):
+                raise ValueError(f"draw.params must name randomized parameters {sorted(self.dists)}, "
+                                 f"got {str(params)[:80]}")
+            if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                       for v in params.values()):
+                raise ValueError("draw.params values must be finite numbers")
+            if variant is not None and variant not in self.variants:
+                raise ValueError(f"draw.variant {variant!r:.40} is not one of {sorted(self.variants)}")
+            if not _is_int(episode):
+                raise ValueError(f"draw.episode must be an integer, got {episode!r:.40}")
+            draw = {"params": {k: float(v) for k, v in params.items()}, "variant": variant, "episode": int(episode)}
+        self._draw = draw
+
 
 def _box(space: gym.Space, what: str) -> spaces.Box:
     if not isinstance(space, spaces.Box):
@@ -498,12 +568,14 @@ class ObservationNoise(_Episodic):
             self._report(info, {"obs_bias": self.bias.tolist()})
         return self._noisy(obs), reward, terminated, truncated, info
 
+    _STATE_KEYS = _Episodic._STATE_KEYS | {"bias"}
+
     def snapshot_state(self) -> dict[str, Any]:
+        """As :meth:`_Episodic.snapshot_state`, plus the episode's bias."""
         return {**super().snapshot_state(), "bias": self.bias.tolist()}
 
-    def restore_state(self, state: dict[str, Any]) -> None:
-        super().restore_state(state)
-        self.bias = np.asarray(state["bias"], dtype=np.float64).reshape(self.bias_std.shape)
+    def _restore_own(self, state: dict[str, Any]) -> None:
+        self.bias = _float_array(state["bias"], self.bias_std.shape, "bias")
 
 
 class ActionNoise(_Episodic):
@@ -565,6 +637,27 @@ class ActionLatency(_Episodic):
         if terminated or truncated:
             self._report(info, {"latency": self.k})
         return obs, reward, terminated, truncated, info
+
+    _STATE_KEYS = _Episodic._STATE_KEYS | {"k", "queue"}
+
+    def snapshot_state(self) -> dict[str, Any]:
+        """As :meth:`_Episodic.snapshot_state`, plus the episode's ``k`` and the queued actions (numpy
+        values keep their dtype through the checkpoint's JSON encoding)."""
+        return {**super().snapshot_state(), "k": self.k, "queue": list(self.queue)}
+
+    def _restore_own(self, state: dict[str, Any]) -> None:
+        k, queue = state["k"], state["queue"]
+        lo, hi = self.latency.support
+        if not _is_int(k) or not lo <= k <= hi:
+            raise ValueError(f"k must be an integer in [{lo}, {hi}], got {k!r:.40}")
+        if not isinstance(queue, list) or len(queue) not in ((0, k) if self._neutral is None else (k,)):
+            raise ValueError(f"queue must hold {k} actions, got {str(queue)[:80]}")
+        space = self.env.action_space
+        for i, action in enumerate(queue):
+            if not isinstance(action, (int, float, np.ndarray, np.generic)) or isinstance(action, bool) \
+                    or np.shape(action) != space.shape:
+                raise ValueError(f"queue[{i}] = {str(action)[:40]} does not fit the action space {space}")
+        self.k, self.queue = int(k), deque(queue)
 
 
 #: The randomization wrapper classes (for tests and wrapper-chain checks).

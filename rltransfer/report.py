@@ -95,7 +95,8 @@ def _seeds_needed(x: float) -> str:
 
 def verdict_table(analysis: Analysis) -> str:
     """The headline table: one row per pair and strategy (markdown)."""
-    head = ("| pair | role | strategy | runs | jumpstart | asymptotic | normalized AUC | time to threshold "
+    head = ("| pair | role | strategy | runs | zero-shot (transfer / scratch) | jumpstart | asymptotic "
+            "| normalized AUC | time to threshold "
             "| transfer ratio | P(improvement) | p (Welch, raw / Holm) | verdict | detector: compute saved |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in analysis.results:
@@ -116,6 +117,7 @@ def _row(r: ArmResult) -> list[str]:
         verdict += f" {'✓' if r.control_ok else '✗'} expected {r.expected}"
     return [
         r.pair, r.role, r.arm, f"{auc.n_transfer} vs {auc.n_scratch}",
+        f"{_f(r.zero_shot_transfer)} / {_f(r.zero_shot_scratch)}",
         _ci(c["jumpstart"].diff, c["jumpstart"].ci_low, c["jumpstart"].ci_high),
         _ci(c["asymptotic"].diff, c["asymptotic"].ci_low, c["asymptotic"].ci_high),
         _ci(auc.diff, auc.ci_low, auc.ci_high),
@@ -159,7 +161,9 @@ def markdown_report(analysis: Analysis) -> str:
         wall += f" (last: {last.get('workers')} worker(s), {last.get('backend')})"
     lines += [finished, wall + ".", ""]
     lines += ["## Results", "",
-              "Each cell is transfer minus scratch (mean over seeds) with a 95% stratified-bootstrap "
+              "Zero-shot is the absolute mean return of the first evaluation (step 0, before any "
+              "training on the target) of the transfer arm and of scratch. "
+              "Every other cell is transfer minus scratch (mean over seeds) with a 95% stratified-bootstrap "
               "interval; time to threshold is in environment steps (negative = transfer reaches the "
               "threshold sooner). P(improvement) and the p-values are on normalized AUC, the primary "
               "metric.", "", verdict_table(analysis), ""]

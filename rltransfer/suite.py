@@ -102,6 +102,12 @@ class TrainSource(Strict):
         description="wrappers used while training the source only (planted corruptions)",
     )
     eval: EvalSpec | None = None
+    randomize: str | None = Field(
+        default=None, max_length=4096,
+        description="train with this domain-randomization preset of the family (a name, or a preset .yaml file "
+        "relative to the suite file)",
+    )
+    variant: str | None = Field(default=None, max_length=100, description="train on this variant of the family")
 
     @field_validator("training_wrappers", mode="before")
     @classmethod
@@ -117,7 +123,8 @@ class SourceSpec(Strict):
     * ``train: {...}``: a training spec (:class:`TrainSource`);
     * ``policy: PATH``: an rltransfer bundle, a run directory or any SB3 zip (relative to the suite file).
 
-    Further kinds (sources trained with domain randomization or a curriculum) become further keys.
+    A trained source may use domain randomization (``train.randomize``) or a variant (``train.variant``);
+    further kinds (sources trained with a curriculum) become further keys.
     """
 
     train: TrainSource | None = None
@@ -136,9 +143,11 @@ class SourceSpec(Strict):
 
 
 class TargetSpec(Strict):
-    """The target task: an env family and parameter overrides."""
+    """The target task: an env family, optionally one of its variants (e.g. ``real``: its parameters and
+    sensor effects, which evaluation keeps), and parameter overrides on top."""
 
     env: str = Field(max_length=4096)
+    variant: str | None = Field(default=None, max_length=100)
     params: dict[str, Bounded] = Field(default_factory=dict, max_length=1000)
 
 
@@ -160,7 +169,7 @@ class StrategyEntry(Strict):
 
     @model_validator(mode="after")
     def _check(self) -> StrategyEntry:
-        from rltransfer.transfer import parse_strategy
+        from rltransfer.strategies import parse_strategy
 
         parse_strategy(self.name, self.options)  # unknown names get "Did you mean", bad options are errors
         if self.label is not None and not _NAME.match(self.label):
@@ -321,14 +330,42 @@ def load_suite(name_or_path: str | Path) -> Suite:
         if pair.source.train is not None:
             pair.source.train.agent = _resolve_path(pair.source.train.agent, base)
             pair.source.train.env = _resolve_path(pair.source.train.env, base)
+            if pair.source.train.randomize is not None:
+                pair.source.train.randomize = _resolve_path(pair.source.train.randomize, base)
         if pair.source.policy is not None:
             pair.source.policy = _resolve_path(pair.source.policy, base)
     check_suite(suite)
     return suite
 
 
+def _check_env(family: Any, params: dict[str, float], variant: str | None, randomize: str | None, loc: str) -> None:
+    """The variant, the preset and the parameters of one env of a pair, each error naming its key."""
+    from rltransfer.randomization import get_variant
+    from rltransfer.spec import env_spec, resolve_preset
+
+    if variant is not None:
+        try:
+            get_variant(family, variant)
+        except RLTransferError as exc:
+            raise ConfigError(f"{loc}.variant: {exc}") from None
+    if randomize is not None:
+        try:
+            resolve_preset(family, randomize)
+        except RLTransferError as exc:
+            raise ConfigError(f"{loc}.randomize: {exc}") from None
+    try:
+        family.resolve_params(params)
+    except RLTransferError as exc:
+        raise ConfigError(f"{loc}.params: {exc}") from None
+    try:  # the combination: a parameter set twice (variant or override, and preset) is an error
+        env_spec(family, params, randomize=randomize, variant=variant)
+    except RLTransferError as exc:
+        raise ConfigError(f"{loc}: {exc}") from None
+
+
 def check_suite(suite: Suite) -> None:
-    """Resolve every name the suite uses (families, agents, parameters, policy files)."""
+    """Resolve every name the suite uses (families, variants, randomization presets, agents, parameters,
+    policy files)."""
     from rltransfer.config import load_agent, load_family
 
     where = suite.source_file or suite.name
@@ -338,10 +375,7 @@ def check_suite(suite: Suite) -> None:
             family = load_family(pair.target.env)
         except RLTransferError as exc:
             raise ConfigError(f"{loc}.target.env: {exc}") from None
-        try:
-            family.resolve_params(pair.target.params)
-        except RLTransferError as exc:
-            raise ConfigError(f"{loc}.target.params: {exc}") from None
+        _check_env(family, dict(pair.target.params), pair.target.variant, None, f"{loc}.target")
         if suite.threshold is None and pair.threshold is None and family.success_threshold is None:
             raise ConfigError(
                 f"{loc}: no success threshold: family {family.name!r} has none; set 'threshold'"
@@ -357,10 +391,7 @@ def check_suite(suite: Suite) -> None:
                 src_family = load_family(train.env)
             except RLTransferError as exc:
                 raise ConfigError(f"{loc}.source.train.env: {exc}") from None
-            try:
-                src_family.resolve_params(train.params)
-            except RLTransferError as exc:
-                raise ConfigError(f"{loc}.source.train.params: {exc}") from None
+            _check_env(src_family, dict(train.params), train.variant, train.randomize, f"{loc}.source.train")
             try:
                 load_agent(train.agent, src_family.name)
             except RLTransferError as exc:

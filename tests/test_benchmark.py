@@ -520,3 +520,67 @@ def test_an_interrupted_benchmark_run_resumes_from_its_checkpoint(tmp_path: Path
     status = json.loads((run_dir / "status.json").read_text())
     assert status["status"] == "done" and status["steps"] >= suite.budget
     assert EvalCurve.load(run_dir).steps[0] == 0  # the curve kept its start across the interruption
+
+
+# ------------------------------------------------------------------------------- domain randomization
+
+
+def test_sources_may_randomize_and_targets_name_a_variant(tmp_path: Path) -> None:
+    """``randomize:`` and ``variant:`` reach the run specs; the scratch arm trains on the target variant, and
+    a DR source gets the same target agent as a nominal one (the scratch runs are shared)."""
+    path = tiny_suite(tmp_path)
+    data = yaml.safe_load(path.read_text())
+    data["pairs"] = [json.loads(json.dumps(data["pairs"][0])) for _ in range(2)]
+    data["pairs"][0].update(name="dr-to-real")
+    data["pairs"][0]["source"]["train"]["randomize"] = "dr"
+    data["pairs"][1].update(name="nominal-to-real", role="other")
+    for pair in data["pairs"]:
+        pair["target"] = {"env": "cartpole", "variant": "real"}
+    write_yaml(path, data)
+    suite = load_suite(path)
+    assert scratch_owners(suite) == {"dr-to-real": "dr-to-real", "nominal-to-real": "dr-to-real"}
+    tasks = {t.key: t for t in expand(suite, tmp_path / "out")}
+    sources = [t for t in tasks.values() if t.kind == "source"]
+    assert sorted(t.spec["env"]["randomization_name"] or "" for t in sources) == ["", "dr"]
+    assert all(t.spec["eval"]["env"]["randomization"] is None for t in sources)
+    for key in ("runs/dr-to-real/scratch/seed0", "runs/dr-to-real/finetune/seed0", "runs/nominal-to-real/finetune/seed1"):
+        spec = tasks[key].spec
+        assert spec["env"]["variant"] == "real" and spec["eval"]["env"]["variant"] == "real", key
+        assert spec["env"]["params"]["length"] == 0.6 and spec["env"]["sensors"]["latency"] == {"steps": 1, "low": None, "high": None}
+        assert spec["env"]["randomization"] is None, key
+
+
+@pytest.mark.parametrize("where,key,value,message", [
+    ("source", "randomize", "dx", r"pairs\.0 \(useful\)\.source\.train\.randomize: .*'dx'.*Did you mean: 'dr'"),
+    ("source", "variant", "reel", r"pairs\.0 \(useful\)\.source\.train\.variant: .*'reel'.*Did you mean: 'real'"),
+    ("target", "variant", "reall", r"pairs\.0 \(useful\)\.target\.variant: .*'reall'.*Did you mean: 'real'"),
+])
+def test_unknown_preset_or_variant_names_file_and_key(tmp_path: Path, where: str, key: str, value: str,
+                                                       message: str) -> None:
+    path = tiny_suite(tmp_path)
+    data = yaml.safe_load(path.read_text())
+    (data["pairs"][0]["source"]["train"] if where == "source" else data["pairs"][0]["target"])[key] = value
+    write_yaml(path, data)
+    with pytest.raises(ConfigError, match=message) as info:
+        load_suite(path)
+    assert str(path) in str(info.value)
+
+
+def test_a_parameter_set_by_both_the_source_and_its_preset_is_refused(tmp_path: Path) -> None:
+    path = tiny_suite(tmp_path)
+    data = yaml.safe_load(path.read_text())
+    data["pairs"][0]["source"]["train"].update(randomize="dr", params={"length": 0.5})
+    write_yaml(path, data)
+    with pytest.raises(ConfigError, match=r"pairs\.0 \(useful\)\.source\.train: .*length.*one place only"):
+        load_suite(path)
+
+
+def test_a_preset_file_is_found_relative_to_the_suite(tmp_path: Path) -> None:
+    (tmp_path / "light.yaml").write_text(yaml.safe_dump(
+        {"family": "cartpole", "params": {"length": {"dist": "uniform", "low": 0.45, "high": 0.55}}}))
+    path = tiny_suite(tmp_path)
+    data = yaml.safe_load(path.read_text())
+    data["pairs"][0]["source"]["train"]["randomize"] = "light.yaml"
+    write_yaml(path, data)
+    sources = [t for t in expand(load_suite(path), tmp_path / "out") if t.kind == "source"]
+    assert sorted(t.spec["env"]["randomization_name"] or "" for t in sources) == ["", "light"]

@@ -331,3 +331,95 @@ def test_pybullet_resume_keeps_weights_and_schedules_with_new_episodes(tmp_path:
     assert fresh._last_obs is None and fresh.num_timesteps == 32
     fresh.learn(32, reset_num_timesteps=False)
     assert fresh.num_timesteps == 64 and fresh._total_timesteps == 64
+
+
+# ----------------------------------------------------------------------------------- domain randomization
+
+
+@pytest.mark.parametrize("family", ["cartpole", "pendulum"])  # Discrete with latency; Box with action noise too
+def test_env_snapshot_with_domain_randomization_continues_identically(family: str) -> None:
+    """Every randomization wrapper's episode state (counter, seed, stream, draw, bias, k, queue) survives a
+    snapshot through JSON: the twin draws the same physics, noise and delays from then on."""
+    from rltransfer.pipeline import _env_thunk
+    from rltransfer.randomization import RANDOMIZATION_WRAPPERS
+    from rltransfer.spec import env_spec
+
+    spec = env_spec(family, randomize="dr")
+    env, twin = _env_thunk(spec, 1, 5)(), _env_thunk(spec, 1, 5)()
+    env.reset(seed=6)
+    rng = np.random.default_rng(0)
+    latencies = set()
+    for _ in range(40):  # several episodes in: the episode counters are past 0
+        out = env.step(_act(env, rng))
+        if out[2] or out[3]:
+            latencies.add(out[4]["dr"]["latency"])
+            env.reset()
+    snap = json.loads(json.dumps(checkpoints._enc(snapshot_env(env))))
+    assert snap["exact"], snap["reasons"]
+    assert {x["class"] for x in snap["layers"]} >= {c.__name__ for c in RANDOMIZATION_WRAPPERS
+                                                   if family == "pendulum" or c.__name__ != "ActionNoise"}
+    twin.reset(seed=99)
+    restore_env(twin, checkpoints._dec(snap))
+    for _ in range(400):
+        action = _act(env, rng)
+        a, b = env.step(action), twin.step(action)
+        assert np.array_equal(a[0], b[0]) and a[1:4] == b[1:4]
+        assert a[4].get("dr") == b[4].get("dr")
+        if a[2] or a[3]:
+            latencies.add(a[4]["dr"]["latency"])
+            ra, rb = env.reset(), twin.reset()
+            assert np.array_equal(ra[0], rb[0]) and ra[1]["dr"] == rb[1]["dr"]
+    assert latencies == {0, 1}, "both latencies should have been drawn"
+
+
+def test_randomization_state_is_validated_on_restore() -> None:
+    from rltransfer.pipeline import _env_thunk
+    from rltransfer.spec import env_spec
+
+    env = _env_thunk(env_spec("pendulum", randomize="dr"), 0, 0)()
+    env.reset(seed=0)
+    snap = checkpoints._dec(json.loads(json.dumps(checkpoints._enc(snapshot_env(env)))))
+    layer = next(x for x in snap["layers"] if x["class"] == "ActionLatency")
+    layer["state"]["k"] = 7  # outside the preset's latency range [0, 1]
+    with pytest.raises(BundleError, match=r"ActionLatency.*k must be an integer in \[0, 1\]"):
+        restore_env(_env_thunk(env_spec("pendulum", randomize="dr"), 0, 0)(), snap)
+    layer["state"]["k"] = 1
+    layer["state"]["rng"] = {"bit_generator": "MT19937"}
+    with pytest.raises(BundleError, match="PCG64"):
+        restore_env(_env_thunk(env_spec("pendulum", randomize="dr"), 0, 0)(), snap)
+
+
+def test_resume_with_domain_randomization_equals_one_uninterrupted_run(tmp_path: Path) -> None:
+    """CartPole PPO under the ``dr`` preset (per-episode physics, observation noise, a 0-1 step latency on
+    Discrete actions): N+M in one go == N, crash, resume, M, bit for bit (weights and evaluation curve)."""
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    from rltransfer.bundle import load_bundle
+    from rltransfer.pipeline import execute, resume
+    from rltransfer.rundir import read_status
+    from rltransfer.spec import CheckpointSpec, train_spec
+    from rltransfer.training import EvalCurve
+
+    assert load_family("cartpole").randomization["dr"].action_noise is None  # Discrete actions: no action noise
+    spec = train_spec("cartpole", tiny("ppo", "cartpole"), steps=320, seed=4, eval_freq=64, eval_episodes=2,
+                      checkpoints=CheckpointSpec(save_freq=128), randomize="dr")
+
+    class Crash(BaseCallback):
+        def _on_step(self) -> bool:
+            if self.num_timesteps >= 200:
+                raise RuntimeError("simulated crash")
+            return True
+
+    whole = execute(spec, tmp_path / "whole")
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        execute(spec, tmp_path / "cut", callbacks=[Crash()])
+    ckpt = latest_checkpoint(tmp_path / "cut" / "checkpoints")
+    manifest = json.loads((ckpt / "checkpoint.json").read_text())
+    assert manifest["exact"], manifest["not_exact_because"]
+    resumed = resume(tmp_path / "cut")
+    a, b = load_bundle(whole.policy_dir).state_dict, load_bundle(resumed.policy_dir).state_dict
+    assert a.keys() == b.keys()
+    diff = max(float((a[k] - b[k]).abs().max()) for k in a)
+    assert diff == 0.0, f"max |diff| {diff}"
+    assert EvalCurve.load(tmp_path / "whole").to_dict() == EvalCurve.load(tmp_path / "cut").to_dict()
+    assert read_status(tmp_path / "cut")["status"] == "done"

@@ -171,3 +171,20 @@ def test_cli_report_rerenders(bench: Path, capsys: pytest.CaptureFixture[str]) -
     out = capsys.readouterr().out
     assert "good / finetune: positive" in out and "report.md" in out
     assert main(["report", str(bench.parent / "nothing")]) == 2
+
+
+def test_zero_shot_returns_are_absolute_first_evaluations(bench: Path) -> None:
+    """Zero-shot (transfer / scratch): the mean over seeds of each arm's step-0 evaluation, in the main table
+    and in report.json."""
+    analysis = write_report(bench)
+    bad = next(r for r in analysis.results if r.pair == "bad")
+    assert bad.zero_shot_transfer == pytest.approx(9.0)
+    scratch_first = [json.loads(json.dumps(r.returns[0])) for r in analysis.runs if r.pair == "bad" and r.arm == "scratch"]
+    assert bad.zero_shot_scratch == pytest.approx(np.mean(scratch_first))
+    assert bad.zero_shot_transfer - bad.zero_shot_scratch == pytest.approx(bad.comparisons["jumpstart"].diff)
+    md = (bench / "report.md").read_text()
+    assert "| zero-shot (transfer / scratch) |" in md
+    assert f"| bad | planted_negative | finetune | 5 vs 5 | 9 / {np.mean(scratch_first):.3g} |" in md
+    data = json.loads((bench / "report.json").read_text())
+    row = next(r for r in data["results"] if r["pair"] == "bad")
+    assert row["zero_shot_transfer"] == pytest.approx(9.0) and row["zero_shot_scratch"] == pytest.approx(bad.zero_shot_scratch)
