@@ -37,7 +37,15 @@ from typing import Any, Literal
 import gymnasium as gym
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
@@ -128,8 +136,20 @@ def save_bundle(
     normalization: NormalizationStats | None = None,
     wrappers: Sequence[WrapperSpec] = (),
     extra: dict[str, Any] | None = None,
+    randomization: str | None = None,
+    variant: str | None = None,
 ) -> Path:
-    """Save ``model`` as a bundle at ``path``, atomically (a temporary folder renamed into place)."""
+    """Save ``model`` as a bundle at ``path``, atomically (a temporary folder renamed into place).
+
+    ``randomization`` and ``variant`` name the domain-randomization preset and the variant of the
+    training env (``env.randomization``, ``env.variant`` in the manifest; plain names, checked first).
+    """
+    for what, name in (("env.randomization", randomization), ("env.variant", variant)):
+        if name is not None:
+            try:
+                _plain_name(name, what)
+            except ValueError as exc:
+                raise BundleError(f"{path}: {exc}") from None
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     for old in path.parent.glob(f".{path.name}.old-*"):  # an earlier save killed between its two renames
@@ -160,6 +180,8 @@ def save_bundle(
                 "params": dict(params or {}),
                 "wrappers": [w.to_dict() for w in wrappers],
                 "family_spec": family_to_json(family) if family else None,
+                "randomization": randomization,
+                "variant": variant,
             },
             "num_timesteps": int(model.num_timesteps),
             "seed": seed,
@@ -269,6 +291,8 @@ class LoadedPolicy:
     notes: list[str] = field(default_factory=list)
     family_spec: EnvFamily | None = None
     verified: list[str] = field(default_factory=list)
+    randomization: str | None = None
+    variant: str | None = None
 
     def normalize(self, obs: np.ndarray) -> np.ndarray:
         return self.normalization.normalize(obs) if self.normalization is not None else obs
@@ -332,13 +356,16 @@ class WrapperRecord(_Record):
 
 
 class EnvRecord(_Record):
-    """The env a policy was trained on: a family name and (format 2) the family's content."""
+    """The env a policy was trained on: a family name and (format 2) the family's content; the name of the
+    training envs' domain-randomization preset and of the variant, if any (absent in older bundles)."""
 
     family: str | None = None
     gym_id: str | None = Field(default=None, max_length=128)
     params: dict[str, float] = Field(default_factory=dict, max_length=256)
     wrappers: list[WrapperRecord] = Field(default_factory=list, max_length=16)
     family_spec: dict[str, Any] | None = None
+    randomization: str | None = None
+    variant: str | None = None
 
     @field_validator("params", mode="before")
     @classmethod
@@ -351,6 +378,11 @@ class EnvRecord(_Record):
     @classmethod
     def _family_name(cls, value: str | None) -> str | None:
         return None if value is None else _plain_name(value, "env.family")
+
+    @field_validator("randomization", "variant")
+    @classmethod
+    def _names(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return None if value is None else _plain_name(value, f"env.{info.field_name}")
 
 
 class PolicyKwargsRecord(_Record):
@@ -599,7 +631,8 @@ def load_bundle(path: str | Path) -> LoadedPolicy:
         origin="bundle", normalization=norm, wrappers=wrappers, family=manifest.env.family,
         gym_id=manifest.env.gym_id, params=dict(manifest.env.params),
         num_timesteps=manifest.num_timesteps, manifest=manifest.model_dump(mode="json"),
-        family_spec=family, verified=verified,
+        family_spec=family, verified=verified, randomization=manifest.env.randomization,
+        variant=manifest.env.variant,
     )
 
 

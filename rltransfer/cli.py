@@ -26,6 +26,12 @@ def _console() -> Any:
     return Console(stderr=False, highlight=False)
 
 
+def _write(text: str) -> None:
+    """Plain text to stdout, as is (no markup, no wrapping: identifiers stay whole)."""
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
 # ---------------------------------------------------------------------------------------------- commands
 
 
@@ -37,7 +43,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         args.env, args.agent, params=parse_set(args.set), steps=args.steps, seed=args.seed, out=args.out,
         name=args.name, eval_freq=args.eval_freq, eval_episodes=args.eval_episodes,
         progress=not args.no_progress, command=args.command_line, curriculum=args.curriculum,
-        save_freq=args.save_freq,
+        save_freq=args.save_freq, randomize=args.randomize, variant=args.variant,
     )
     con = _console()
     con.print(f"run:          {result.run_dir}")
@@ -54,12 +60,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     result = evaluate(
         args.policy, args.env, params=parse_set(args.set), episodes=args.episodes, seed=args.seed,
-        deterministic=not args.stochastic,
+        deterministic=not args.stochastic, variant=args.variant, randomize=args.randomize,
     )
     lo, hi = result.ci95
-    _console().print(
-        f"{result.env} {result.params}\nreturn {result.mean:.2f} ± {result.std:.2f} (std), "
-        f"95% CI [{lo:.2f}, {hi:.2f}] over {result.n_episodes} episodes"
+    on = "".join([f" variant {result.variant}" if result.variant else "",
+                  f" randomized by preset {result.randomization}" if result.randomization else ""])
+    _write(
+        f"{result.env}{on} {result.params}\nreturn {result.mean:.2f} ± {result.std:.2f} (std), "
+        f"95% CI [{lo:.2f}, {hi:.2f}] over {result.n_episodes} episodes\n"
     )
     if args.json:
         atomic_write_json(Path(args.json), result.to_dict())
@@ -69,7 +77,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_transfer(args: argparse.Namespace) -> int:
     from rltransfer.config import parse_set
     from rltransfer.pipeline import transfer
-    from rltransfer.transfer import parse_index_map
+    from rltransfer.plan import parse_index_map
 
     result = transfer(
         args.source, args.env, params=parse_set(args.set), strategy=args.strategy, options=strategy_options_of(args),
@@ -77,7 +85,7 @@ def cmd_transfer(args: argparse.Namespace) -> int:
         eval_freq=args.eval_freq, eval_episodes=args.eval_episodes,
         obs_map=parse_index_map(args.obs_map, "--obs-map", names=True), action_map=parse_index_map(args.action_map, "--action-map"),
         wrappers=args.wrapper or (), progress=not args.no_progress, command=args.command_line,
-        save_freq=args.save_freq,
+        save_freq=args.save_freq, randomize=args.randomize, variant=args.variant,
     )
     con = _console()
     _print_plan(con, result.plan)
@@ -91,7 +99,7 @@ def cmd_transfer(args: argparse.Namespace) -> int:
 
 def strategy_options_of(args: argparse.Namespace) -> dict[str, Any]:
     """The strategy options given on the command line (one flag per option of a registered strategy)."""
-    from rltransfer.transfer import strategy_options
+    from rltransfer.strategies import strategy_options
 
     options: dict[str, Any] = {}
     for opt in strategy_options():
@@ -111,7 +119,7 @@ def _comma_list(item: type) -> Callable[[str], list[Any]]:
 
 def _add_strategy_args(p: argparse.ArgumentParser) -> None:
     """One flag per option of the registered strategies, typed and described from its options model."""
-    from rltransfer.transfer import STRATEGIES, strategy_options
+    from rltransfer.strategies import STRATEGIES, strategy_options
 
     group = p.add_argument_group("strategy options", "each applies to the strategies it names")
     group.add_argument("--strategy", default="finetune", help="; ".join(
@@ -191,6 +199,11 @@ def cmd_inspect(args: argparse.Namespace) -> int:
                 "num_timesteps", "normalization", "wrappers", "env"):
         if info.get(key) not in (None, {}, []):
             con.print(f"  {key:18s} {info[key]}")
+    trained = info.get("trained_with")
+    if trained is not None:
+        ranges = ", ".join(f"{k} [{lo:g}, {hi:g}]" for k, (lo, hi) in trained.get("ranges", {}).items())
+        _write(f"  {'randomization':18s} {trained['randomization'] or 'none'}{f' ({ranges})' if ranges else ''}\n"
+               f"  {'variant':18s} {trained['variant'] or 'none'}\n")
     table = Table(title=f"{len(info['tensors'])} tensors, {info['parameters']:,} parameters")
     for col in ("tensor", "shape", "dtype", "role"):
         table.add_column(col)
@@ -205,17 +218,52 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 def cmd_list(args: argparse.Namespace) -> int:
     from rltransfer import resources
     from rltransfer.config import load_family
+    from rltransfer.inspection import randomization_lines
 
-    con = _console()
     kinds = [args.kind] if args.kind else ["envs", "agents", "curricula", "benchmarks"]
+    lines = []
     for kind in kinds:
-        con.print(f"[bold]{kind}[/bold]")
+        lines.append(kind)
         for name in resources.names(kind):
             if kind == "envs":
                 fam = load_family(name)
-                con.print(f"  {name:18s} {fam.gym_id:32s} params: {', '.join(fam.params)}")
+                lines.append(f"  {name:18s} {fam.gym_id:32s} params: {', '.join(fam.params)}")
+                lines += randomization_lines(fam)
             else:
-                con.print(f"  {name}")
+                lines.append(f"  {name}")
+    _write("\n".join(lines) + "\n")
+    return 0
+
+
+def cmd_sim2real(args: argparse.Namespace) -> int:
+    from rltransfer.rundir import atomic_write_json
+    from rltransfer.sim2real import format_gap_table, sim2real
+
+    report = sim2real(args.policy, args.env, variants=args.variant, sim_randomize=args.sim_randomize,
+                      episodes=args.episodes, seed=args.seed, deterministic=not args.stochastic)
+    data = report.to_dict()
+    if args.json == "-":
+        _write(json.dumps(data, indent=2) + "\n")
+        return 0
+    _write(format_gap_table(report))
+    if args.json:
+        atomic_write_json(Path(args.json), data)
+        _write(f"json: {args.json}\n")
+    return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from rltransfer.config import parse_set
+    from rltransfer.sim2real import parse_axis, sweep, write_sweep
+
+    axes = [parse_axis(text) for text in args.param]
+    result = sweep(args.policy, args.env, axes, episodes=args.episodes, seed=args.seed, params=parse_set(args.set),
+                   deterministic=not args.stochastic)
+    csv_path, png_path = write_sweep(result, args.out)
+    grid = " x ".join(f"{a.name} {a.low:g}..{a.high:g} ({a.n})" for a in axes)
+    _write("".join(f"note: {n}\n" for n in result.notes)
+           + f"sweep of {result.env}: {grid}, {len(result.labels)} policies, {args.episodes} episodes per point\n"
+           f"csv:  {csv_path}\npng:  {png_path}\n")
     return 0
 
 
@@ -288,9 +336,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------------------------------------ parser
 
 
-def _add_env_args(p: argparse.ArgumentParser, required: bool = True) -> None:
+def _add_env_args(p: argparse.ArgumentParser, required: bool = True, variant: bool = True) -> None:
     p.add_argument("--env", required=required, help="env family name (see `rltransfer list envs`) or YAML path")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="env parameter override (repeatable)")
+    if variant:
+        p.add_argument("--variant", metavar="NAME",
+                       help="a variant of the family (see `rltransfer list envs`): its params (--set overrides "
+                            "them) and its sensors (noise, latency), kept at evaluation")
+
+
+def _add_randomize_arg(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--randomize", metavar="PRESET",
+                   help=f"domain-randomization preset of the family by name (see `rltransfer list envs`) or a "
+                        f"preset YAML file: {what}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -313,6 +371,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-episodes", type=int)
     p.add_argument("--save-freq", type=int, metavar="N",
                    help="write a checkpoint every N env steps (resume with `rltransfer resume RUN_DIR`)")
+    _add_randomize_arg(p, "parameters and sensor effects drawn per episode (training envs only)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(handler=cmd_train)
 
@@ -323,6 +382,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--stochastic", action="store_true", help="sample actions instead of the deterministic mode")
     p.add_argument("--json", metavar="FILE", help="write mean, std, ci95 and returns as JSON")
+    _add_randomize_arg(p, "evaluate on its distribution (each episode's params and sensor effects drawn)")
     p.set_defaults(handler=cmd_evaluate)
 
     p = sub.add_parser("transfer", help="transfer a saved policy into an agent for a target env, and train it")
@@ -341,8 +401,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--action-map", help="target action index -> source index, e.g. '0,1,-'")
     p.add_argument("--wrapper", action="append", help="extra target env wrapper by name (repeatable)")
     p.add_argument("--save-freq", type=int, metavar="N", help="write a checkpoint every N env steps")
+    _add_randomize_arg(p, "randomize the target's training envs")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(handler=cmd_transfer)
+
+    p = sub.add_parser("sim2real", help="sim-to-real gap: returns on sim and on real variants, retained fraction")
+    p.add_argument("--policy", action="append", required=True, help="bundle folder, run directory or SB3 .zip "
+                   "(repeatable: one row per policy)")
+    p.add_argument("--env", help="env family name or YAML path (default: the first policy's family)")
+    p.add_argument("--variant", action="append", metavar="NAME",
+                   help="a real variant (repeatable; default: every variant of the family)")
+    p.add_argument("--sim-randomize", metavar="PRESET",
+                   help="evaluate 'sim' on this preset's distribution (default: the nominal env)")
+    p.add_argument("--episodes", type=int, default=20, help="episodes per policy and env (>= 2; default 20)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--stochastic", action="store_true", help="sample actions instead of the deterministic mode")
+    p.add_argument("--json", metavar="FILE", help="write the results as JSON ('-': to stdout, instead of the table)")
+    p.set_defaults(handler=cmd_sim2real)
+
+    p = sub.add_parser("sweep", help="return of policies against one parameter (curve) or two (heatmap)")
+    p.add_argument("--policy", action="append", required=True, help="bundle folder, run directory or SB3 .zip "
+                   "(repeatable: all on one plot)")
+    _add_env_args(p, variant=False)
+    p.add_argument("--param", action="append", required=True, metavar="NAME=LOW:HIGH:N",
+                   help="a swept parameter: N evenly spaced values (give twice for a heatmap)")
+    p.add_argument("--episodes", type=int, default=10, help="episodes per grid point (default 10)")
+    p.add_argument("--seed", type=int, default=0, help="seed of every grid point's episodes (default 0)")
+    p.add_argument("--stochastic", action="store_true", help="sample actions instead of the deterministic mode")
+    p.add_argument("--out", required=True, help="folder for sweep.csv and sweep.png")
+    p.set_defaults(handler=cmd_sweep)
 
     p = sub.add_parser("resume", help="continue an interrupted or killed run from its last checkpoint")
     p.add_argument("run_dir", help="the run directory")
@@ -354,7 +441,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_inspect)
 
-    p = sub.add_parser("list", help="list shipped env families, agents and suites")
+    p = sub.add_parser("list", help="list shipped env families (with presets and variants), agents and suites")
     p.add_argument("kind", nargs="?", choices=["envs", "agents", "curricula", "benchmarks"])
     p.set_defaults(handler=cmd_list)
 

@@ -1,4 +1,9 @@
-"""Evaluating a policy (a bundle, a run, or any SB3 zip) on an env family with any parameters."""
+"""Evaluating a policy (a bundle, a run, or any SB3 zip) on an env family with any parameters, on one of
+the family's variants (its params and sensors), or on a randomization preset's distribution.
+
+The evaluation env is built by the run pipeline's builder (:func:`rltransfer.pipeline.build_eval_env`),
+so it has the same wrapper stack as a run's envs: FamilyEnv, randomization wrappers, the policy's wrappers,
+Monitor."""
 
 from __future__ import annotations
 
@@ -15,13 +20,18 @@ from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
 from rltransfer.bundle import LoadedPolicy, load_policy
 from rltransfer.config import EnvFamily, load_family
-from rltransfer.environments import make_vec_env
 from rltransfer.errors import ConfigError, IncompatibleSpacesError
+from rltransfer.spec import EnvSpec, env_spec
 
 
 @dataclass
 class EvalResult:
-    """Returns of ``n`` episodes with mean, sample std and a t-based 95% confidence interval of the mean."""
+    """Returns of ``n`` episodes with mean, sample std and a t-based 95% confidence interval of the mean.
+
+    ``variant``: the variant evaluated on (its params are in ``params``, its sensors were applied);
+    ``randomization``: the preset whose distribution the episodes were drawn from (``params`` are then the
+    base values the preset's draws replace).
+    """
 
     mean: float
     std: float
@@ -32,6 +42,8 @@ class EvalResult:
     env: str
     params: dict[str, float]
     policy: str
+    variant: str | None = None
+    randomization: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -75,10 +87,29 @@ def check_spaces(policy: LoadedPolicy, env: VecEnv, family: str) -> None:
             )
 
 
-def policy_env(policy: LoadedPolicy, family: EnvFamily, params: dict[str, float] | None, seed: int) -> VecEnv:
-    """A 1-env VecEnv of ``family`` with the policy's wrappers and frozen normalization statistics."""
-    venv: VecEnv = make_vec_env(family, params, 1, seed, "dummy", policy.wrappers)
-    check_spaces(policy, venv, family.name)
+def eval_env_spec(
+    policy: LoadedPolicy, family: EnvFamily, params: dict[str, float] | None = None, variant: str | None = None,
+    randomize: str | Path | None = None,
+) -> EnvSpec:
+    """The env spec a policy is evaluated on: ``family`` with the policy's wrappers, the variant's params
+    (``params`` override them) and sensors, and (``randomize``) the preset's randomization kept."""
+    spec = env_spec(family, params, wrappers=policy.wrappers, randomize=randomize, variant=variant)
+    return spec if randomize is not None else spec.evaluation()
+
+
+def policy_env(policy: LoadedPolicy, family: EnvFamily | EnvSpec, params: dict[str, float] | None = None,
+               seed: int = 0) -> VecEnv:
+    """A 1-env VecEnv of ``family`` (or of an env spec from :func:`eval_env_spec`) with the policy's
+    wrappers and frozen normalization statistics."""
+    from rltransfer.pipeline import build_eval_env
+
+    spec = family if isinstance(family, EnvSpec) else eval_env_spec(policy, family, params)
+    venv: VecEnv = build_eval_env(spec, 1, seed)
+    try:
+        check_spaces(policy, venv, spec.family.name)
+    except BaseException:
+        venv.close()
+        raise
     if policy.normalization is not None:
         norm = VecNormalize(venv, training=False, norm_obs=policy.normalization.norm_obs, norm_reward=False)
         policy.normalization.apply_to(norm)
@@ -93,28 +124,44 @@ def evaluate(
     episodes: int = 10,
     seed: int = 0,
     deterministic: bool = True,
+    variant: str | None = None,
+    randomize: str | Path | None = None,
 ) -> EvalResult:
     """Return of a policy on an env family: ``episodes`` consecutive episodes of one env seeded with ``seed``.
 
+    The same ``seed`` gives the same episodes (start states, variant noise, preset draws) to every policy.
+
     Args:
         policy: a bundle folder, a run directory, an SB3 zip, or an already loaded policy.
-        env: family name or YAML path; defaults to the family recorded in the bundle.
-        params: parameter overrides for the family.
+        env: family name or YAML path; defaults to the family recorded in the bundle (then also its
+            training params and, unless ``variant`` is given, its training variant).
+        params: parameter overrides for the family (on top of the variant's).
         episodes: number of episodes.
         seed: seed of the first episode.
         deterministic: act with the policy's mode (mean action / argmax), as SB3's evaluation does.
+        variant: a variant of the family (e.g. ``"real"``): its params and its sensors (observation
+            noise and bias, action noise, latency) are applied.
+        randomize: a randomization preset of the family (or a preset YAML file): each episode's params and
+            sensor effects are drawn from it, as in training (the "sim" distribution).
+
+    Raises:
+        UnknownNameError: an unknown variant or preset (with suggestions).
     """
-    if episodes < 1:
-        raise ConfigError(f"episodes must be >= 1, got {episodes}")
+    if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
+        raise ConfigError(f"episodes must be an integer >= 1, got {episodes!r}")
     loaded = policy if isinstance(policy, LoadedPolicy) else load_policy(policy)
     if env is None:
         if loaded.family_spec is None:
             raise ConfigError(f"{loaded.path}: the policy records no env family; pass --env")
         env = loaded.family_spec
-        params = {**loaded.params, **(params or {})}
+        if variant is None:  # the training env: its variant and its non-nominal params
+            variant = loaded.variant if loaded.variant in env.variants else None
+            trained = {k: v for k, v in loaded.params.items() if k not in env.params or v != env.params[k].nominal}
+            params = {**trained, **(params or {})}
     family = env if isinstance(env, EnvFamily) else load_family(env)
-    values = family.resolve_params(params)
-    venv = policy_env(loaded, family, values, seed)
+    spec = eval_env_spec(loaded, family, params, variant, randomize)
+    values = dict(spec.params)
+    venv = policy_env(loaded, spec, seed=seed)
     try:
         returns, lengths = evaluate_policy(
             loaded.model, venv, n_eval_episodes=episodes, deterministic=deterministic,
@@ -126,5 +173,6 @@ def evaluate(
     mean, std, ci = mean_ci95(arr)
     return EvalResult(
         mean=mean, std=std, ci95=ci, returns=arr.tolist(), lengths=[int(n) for n in lengths],
-        n_episodes=episodes, env=family.name, params=values, policy=str(loaded.path),
+        n_episodes=episodes, env=family.name, params=values, policy=str(loaded.path), variant=spec.variant,
+        randomization=None if randomize is None else spec.randomization_name,
     )

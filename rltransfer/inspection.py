@@ -1,4 +1,5 @@
-"""What a policy file holds (spaces, algorithm, architecture, tensors), read without unpickling anything."""
+"""What a policy file holds (spaces, algorithm, architecture, tensors), read without unpickling anything;
+and what an env family randomizes (its presets, its variants, and which variant values each preset covers)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,82 @@ from rltransfer.errors import BundleError
 from rltransfer.evaluation import describe_space
 from rltransfer.sb3layout import role_text, tensor_roles
 from rltransfer.sb3zip import read_sb3_zip
+
+
+def _dist_text(dist: Any) -> str:
+    if dist.dist == "choice":
+        return "choice {" + ", ".join(f"{v:g}" for v in dist.values or []) + "}"
+    if dist.dist == "normal":
+        return f"normal(mean={dist.mean:g}, std={dist.std:g}) in [{dist.low:g}, {dist.high:g}]"
+    return f"{dist.dist} [{dist.low:g}, {dist.high:g}]"
+
+
+def sensors_text(sensors: Any) -> str:
+    """``obs_noise std 0.01, latency 1`` for a :class:`~rltransfer.randomization.Sensors` (or ``none``)."""
+    if sensors is None:
+        return "none"
+    parts = []
+    for key in ("obs_noise", "obs_bias", "action_noise"):
+        noise = getattr(sensors, key)
+        if noise is not None:
+            std = f"{noise.std:g}" if isinstance(noise.std, float) else f"per feature ({len(noise.std)} values)"
+            parts.append(f"{key} std {std}")
+    if sensors.latency is not None:
+        lo, hi = sensors.latency.support
+        parts.append(f"latency {lo}" if lo == hi else f"latency {lo}..{hi} steps")
+    return ", ".join(parts) or "none"
+
+
+def describe_randomization(family: Any) -> dict[str, Any]:
+    """A JSON-able account of ``family``'s presets (distribution per parameter, sensors) and variants (values,
+    sensors, and per preset and parameter whether the value lies inside the preset's range:
+    :func:`~rltransfer.randomization.variant_inside`)."""
+    from rltransfer.randomization import preset_ranges, variant_inside
+
+    presets = {}
+    for name, preset in family.randomization.items():
+        presets[name] = {
+            "description": preset.description,
+            "params": {k: _dist_text(d) for k, d in preset.params.items()},
+            "ranges": {k: list(v) for k, v in preset_ranges(preset).items()},
+            "variants": list(preset.variants.choice) if preset.variants else [],
+            "sensors": sensors_text(preset.sensors()),
+        }
+    variants = {}
+    for name, variant in family.variants.items():
+        variants[name] = {
+            "description": variant.description,
+            "params": dict(variant.params),
+            "sensors": sensors_text(variant.sensors()),
+            "inside": {p: variant_inside(family, name, p) for p in family.randomization},
+        }
+    return {"presets": presets, "variants": variants}
+
+
+def randomization_lines(family: Any, indent: str = "    ") -> list[str]:
+    """:func:`describe_randomization` as text lines (for ``rltransfer list`` and ``inspect``)."""
+    info = describe_randomization(family)
+    lines = []
+    for name, preset in info["presets"].items():
+        lines.append(f"{indent}preset {name}: {preset['description']}".rstrip(": "))
+        width = max((len(k) for k in preset["params"]), default=0)
+        for key, text in preset["params"].items():
+            lines.append(f"{indent}  {key.ljust(width)}  {text}")
+        if preset["variants"]:
+            lines.append(f"{indent}  variants per episode: {', '.join(preset['variants'])}")
+        lines.append(f"{indent}  sensors: {preset['sensors']}")
+    for name, variant in info["variants"].items():
+        lines.append(f"{indent}variant {name}: {variant['description']}".rstrip(": "))
+        width = max((len(f"{k} = {v:g}") for k, v in variant["params"].items()), default=0)
+        for key, value in variant["params"].items():
+            verdicts = []
+            for pname, inside in variant["inside"].items():
+                rng = info["presets"][pname]["ranges"].get(key)
+                where = f"[{rng[0]:g}, {rng[1]:g}]" if rng else "not randomized: nominal only"
+                verdicts.append(f"{pname}: {'inside' if inside[key] else 'OUTSIDE'} {where}")
+            lines.append(f"{indent}  {f'{key} = {value:g}'.ljust(width)}  {'; '.join(verdicts)}".rstrip())
+        lines.append(f"{indent}  sensors: {variant['sensors']}")
+    return lines
 
 
 def inspect_source(path: str | Path) -> dict[str, Any]:
@@ -47,6 +124,7 @@ def inspect_source(path: str | Path) -> dict[str, Any]:
         env = dict(manifest.get("env") or {})
         env.pop("family_spec", None)
         info["env"] = env
+        info["trained_with"] = _trained_with(record, str(path))
         info["normalization"] = manifest.get("normalization")
         info["verified"] = verified
     else:
@@ -61,3 +139,16 @@ def inspect_source(path: str | Path) -> dict[str, Any]:
         if companions.get("vecnormalize"):
             info["normalization"] = str(companions["vecnormalize"])
     return info
+
+
+def _trained_with(record: Any, where: str) -> dict[str, Any]:
+    """The preset and variant a bundle was trained with (``None``: none, or an older bundle), and the
+    preset's ranges when the family the bundle carries ships it."""
+    from rltransfer.randomization import preset_ranges
+
+    out: dict[str, Any] = {"randomization": record.env.randomization, "variant": record.env.variant}
+    family = family_from_manifest(record, where)
+    name = record.env.randomization
+    if family is not None and name is not None and name in family.randomization:
+        out["ranges"] = {k: list(v) for k, v in preset_ranges(family.randomization[name]).items()}
+    return out

@@ -79,8 +79,17 @@ from rltransfer.training import (
 )
 
 __all__ = [
-    "Assembled", "MAX_EVAL_ENVS", "PreparedTransfer", "build_callbacks", "build_envs", "execute", "prepare_transfer",
-    "resume", "train", "transfer",
+    "MAX_EVAL_ENVS",
+    "Assembled",
+    "PreparedTransfer",
+    "build_callbacks",
+    "build_envs",
+    "build_eval_env",
+    "execute",
+    "prepare_transfer",
+    "resume",
+    "train",
+    "transfer",
 ]
 
 logger = logging.getLogger(__name__)
@@ -121,6 +130,13 @@ def _vec_env(env: EnvSpec, n_envs: int, seed: int, vec_env: str) -> VecEnv:
     venv.seed(seed)
     venv.action_space.seed(seed)
     return venv
+
+
+def build_eval_env(env_spec: EnvSpec, n_envs: int, seed: int) -> VecEnv:
+    """``n_envs`` evaluation workers of ``env_spec`` (DummyVecEnv, worker ``i`` seeded ``seed + i``), built
+    exactly as a run builds its envs. The spec is taken as given: pass ``env_spec.evaluation()`` to drop
+    what is for training only, or keep its preset to evaluate on the randomized ("sim") distribution."""
+    return _vec_env(env_spec, n_envs, seed, "dummy")
 
 
 def build_envs(spec: RunSpec) -> tuple[VecEnv, VecEnv]:
@@ -381,6 +397,7 @@ def _save_policy(spec: RunSpec, model: BaseAlgorithm, venv: VecEnv, run_dir: Pat
         model, run_dir / "policy", family=spec.env.family, params=spec.env.params, seed=spec.seed,
         vec_normalize=venv if isinstance(venv, VecNormalize) else None,
         wrappers=[w.to_wrapper_spec() for w in spec.env.wrappers],
+        randomization=spec.env.randomization_name, variant=spec.env.variant,
         extra={"training_wrappers": [w.model_dump() for w in spec.env.training_wrappers]},
     )
 
@@ -520,6 +537,8 @@ def transfer(
     listeners: Sequence[EvalListener] = (),
     command: str | None = None,
     save_freq: int | None = None,
+    randomize: str | Path | None = None,
+    variant: str | None = None,
 ) -> Any:
     """Transfer a saved policy into an agent for a target env family and train it.
 
@@ -539,6 +558,10 @@ def transfer(
         callbacks, listeners: extra SB3 callbacks, and functions called with ``(step, mean_return)`` after each
             evaluation.
         save_freq: write a checkpoint every this many env steps.
+        randomize: a domain-randomization preset of the target family (or a preset YAML file) for the
+            target's training envs only.
+        variant: a variant of the target family (``"real"``): its params (``params`` override them) and
+            sensors, kept at evaluation.
 
     Returns:
         A :class:`~rltransfer.transfer.TransferResult`: the run and the transfer plan.
@@ -548,11 +571,24 @@ def transfer(
     spec = transfer_spec(source, env, params, strategy, options, agent, algo, steps, seed, eval_freq,
                          eval_episodes, obs_map, action_map, wrappers, threads,
                          checkpoints=CheckpointSpec(save_freq=save_freq))
+    spec = _with_target_randomization(spec, params, randomize, variant)
     result = execute(spec, _run_dir(out, name, spec), progress, command, callbacks, listeners)
     from rltransfer.rundir import read_json
 
     plan = TransferPlan.from_dict(read_json(result.run_dir / "transfer_plan.json", "transfer plan"))
     return TransferResult(result.run_dir, result.policy_dir, result.curve, result.model, plan)
+
+
+def _with_target_randomization(spec: RunSpec, params: dict[str, float] | None, randomize: str | Path | None,
+                               variant: str | None) -> RunSpec:
+    """``spec`` with a preset on its training envs and a variant (params overridden by ``params``, sensors
+    kept at evaluation), as :func:`~rltransfer.spec.train_spec` applies them."""
+    if randomize is None and variant is None:
+        return spec
+    from rltransfer.spec import with_randomization
+
+    env = with_randomization(spec.env, params, randomize, variant)
+    return spec.model_copy(update={"env": env, "eval": spec.eval.model_copy(update={"env": env.evaluation()})})
 
 
 @dataclass

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import needs_zoo_fixtures, zoo_fixture
+from tiny import tiny
+
 from rltransfer.errors import IncompatibleSpacesError
 from rltransfer.evaluation import evaluate, mean_ci95
 from rltransfer.pipeline import train
-from tiny import tiny
 
 
 def test_mean_ci95_hand_computed() -> None:
@@ -71,3 +71,86 @@ def test_cli_evaluate_zoo_zip_writes_json(tmp_path: Path, capsys: pytest.Capture
     data = json.loads(out.read_text())
     assert data["mean"] == 500.0 and len(data["returns"]) == 3 and len(data["ci95"]) == 2 and "std" in data
     assert "95% CI" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------------------- variants and presets
+
+
+def _pendulum_with_variants(tmp_path: Path) -> Path:
+    """The shipped pendulum family plus a latency-only variant ``lag`` and a params-only variant ``heavy``."""
+    import yaml
+
+    from rltransfer import resources
+    from rltransfer.config import read_yaml
+
+    data = read_yaml(resources.find("envs", "pendulum"))
+    data["variants"] = {**data.get("variants", {}), "lag": {"latency": {"steps": 1}}, "heavy": {"params": {"mass": 1.4}}}
+    path = tmp_path / "pendulum.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def _chain(venv) -> list[str]:
+    env, names = venv.envs[0], []
+    while env is not None:
+        names.append(type(env).__name__)
+        env = getattr(env, "env", None)
+    return names
+
+
+def test_evaluate_on_a_variant_applies_its_params_and_sensors(tmp_path: Path) -> None:
+    from rltransfer.bundle import load_policy
+    from rltransfer.config import load_family
+    from rltransfer.evaluation import eval_env_spec, policy_env
+
+    family = _pendulum_with_variants(tmp_path)
+    run = train(family, tiny("ppo", "pendulum"), steps=64, seed=0, out=tmp_path, name="src", eval_freq=0,
+                eval_episodes=1)
+    nominal = evaluate(run.policy_dir, family, episodes=2, seed=5)
+    lag = evaluate(run.policy_dir, family, episodes=2, seed=5, variant="lag")
+    heavy = evaluate(run.policy_dir, family, episodes=2, seed=5, variant="heavy")
+    assert lag.variant == "lag" and lag.params == nominal.params  # latency only: same physics ...
+    assert lag.returns != nominal.returns  # ... yet another return: the delay reached the env
+    assert evaluate(run.policy_dir, family, episodes=2, seed=5, variant="lag").returns == lag.returns
+    assert heavy.params["mass"] == 1.4 and heavy.returns != nominal.returns
+    # the evaluation env is the pipeline's stack: the variant's sensors stay, nothing else is added
+    loaded, fam = load_policy(run.policy_dir), load_family(family)
+    venv = policy_env(loaded, eval_env_spec(loaded, fam, variant="real"))
+    try:
+        assert _chain(venv)[:3] == ["Monitor", "ActionLatency", "ObservationNoise"]
+    finally:
+        venv.close()
+    venv = policy_env(loaded, fam)
+    try:
+        assert _chain(venv)[:2] == ["Monitor", "FamilyEnv"]
+    finally:
+        venv.close()
+
+
+def test_evaluate_on_a_preset_draws_from_its_distribution(tmp_path: Path) -> None:
+    run = train("cartpole", tiny("ppo", "cartpole"), steps=64, seed=0, out=tmp_path, name="src", eval_freq=0,
+                eval_episodes=1)
+    sim = evaluate(run.policy_dir, "cartpole", episodes=3, seed=1, randomize="dr")
+    assert sim.randomization == "dr" and sim.variant is None
+    assert evaluate(run.policy_dir, "cartpole", episodes=3, seed=1, randomize="dr").returns == sim.returns
+
+
+def test_a_bundle_records_its_preset_and_variant_and_older_bundles_still_load(tmp_path: Path) -> None:
+    import json
+
+    from rltransfer.bundle import MANIFEST_FILE, SEAL_FILE, load_policy, sha256
+
+    family = _pendulum_with_variants(tmp_path)
+    run = train(family, tiny("ppo", "pendulum"), steps=64, seed=0, out=tmp_path, name="src", eval_freq=0,
+                eval_episodes=1, randomize="dr", variant="lag")
+    manifest = json.loads((run.policy_dir / MANIFEST_FILE).read_text())
+    assert manifest["env"]["randomization"] == "dr" and manifest["env"]["variant"] == "lag"
+    loaded = load_policy(run.policy_dir)
+    assert (loaded.randomization, loaded.variant) == ("dr", "lag")
+    assert evaluate(run.policy_dir, episodes=1).variant == "lag"  # the recorded env, with its variant
+    for key in ("randomization", "variant"):  # a bundle from before these fields
+        del manifest["env"][key]
+    (run.policy_dir / MANIFEST_FILE).write_text(json.dumps(manifest))
+    (run.policy_dir / SEAL_FILE).write_text(sha256(run.policy_dir / MANIFEST_FILE) + "\n")
+    old = load_policy(run.policy_dir)
+    assert (old.randomization, old.variant) == (None, None)
