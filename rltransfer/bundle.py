@@ -54,7 +54,7 @@ from rltransfer.config import EnvFamily
 from rltransfer.environments import WrapperSpec
 from rltransfer.errors import BundleError, ResourceLimitError, UnsafeFileError
 from rltransfer.normalization import NormalizationStats
-from rltransfer.rundir import atomic_write_json, atomic_write_text, versions
+from rltransfer.rundir import atomic_write_json, atomic_write_text, replace_dir, versions
 from rltransfer.sb3layout import ALGOS, OFF_POLICY, algo_class, optimizer_classes
 from rltransfer.sb3zip import ACTIVATIONS, check_net_arch, read_sb3_zip, space_from_json, space_to_json
 
@@ -192,13 +192,7 @@ def save_bundle(
         }
         atomic_write_json(tmp / MANIFEST_FILE, manifest)
         atomic_write_text(tmp / SEAL_FILE, sha256(tmp / MANIFEST_FILE) + "\n")
-        if path.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-", dir=path.parent))
-            path.replace(old / path.name)
-            tmp.replace(path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.replace(path)
+        replace_dir(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

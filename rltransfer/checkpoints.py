@@ -102,7 +102,7 @@ from rltransfer.envsnapshot import (
 )
 from rltransfer.envsnapshot import snapshot_venv as _snapshot_venv  # a module attribute: tests replace it
 from rltransfer.errors import BundleError, ConfigError
-from rltransfer.rundir import atomic_write_text, read_npz, versions
+from rltransfer.rundir import atomic_write_text, read_npz, replace_dir, versions
 
 __all__ = [
     "MAX_MONITOR_EPISODES", "CheckpointCallback", "latest_checkpoint", "load_checkpoint", "prune_checkpoints",
@@ -309,14 +309,19 @@ def _replay_targets(buffer: ReplayBuffer) -> dict[str, np.ndarray]:
     return out
 
 
+def _rms_items(vecnorm: VecNormalize) -> list[tuple[str, Any]]:
+    """The running statistics of a VecNormalize, named as the checkpoint stores them."""
+    items: list[tuple[str, Any]] = [("ret_rms", vecnorm.ret_rms)]
+    if isinstance(vecnorm.obs_rms, dict):
+        items += [(f"obs_rms/{k}", v) for k, v in vecnorm.obs_rms.items()]
+    elif vecnorm.obs_rms is not None:
+        items.append(("obs_rms", vecnorm.obs_rms))
+    return items
+
+
 def _vecnorm_arrays(vecnorm: VecNormalize) -> dict[str, np.ndarray]:
     arrays: dict[str, np.ndarray] = {"returns": np.asarray(vecnorm.returns)}
-    rms_items: list[tuple[str, Any]] = [("ret_rms", vecnorm.ret_rms)]
-    if isinstance(vecnorm.obs_rms, dict):
-        rms_items += [(f"obs_rms/{k}", v) for k, v in vecnorm.obs_rms.items()]
-    elif vecnorm.obs_rms is not None:
-        rms_items.append(("obs_rms", vecnorm.obs_rms))
-    for name, rms in rms_items:
+    for name, rms in _rms_items(vecnorm):
         arrays[f"{name}.mean"] = np.asarray(rms.mean)
         arrays[f"{name}.var"] = np.asarray(rms.var)
         arrays[f"{name}.count"] = np.asarray(rms.count, dtype=np.float64)
@@ -387,13 +392,7 @@ def save_checkpoint(
             "time": time.time(), "versions": versions(), "files": files,
         }
         atomic_write_text(tmp / MANIFEST_FILE, json.dumps(manifest, indent=2, allow_nan=False) + "\n")
-        if target.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{name}.old-", dir=folder))
-            target.replace(old / name)
-            tmp.replace(target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.replace(target)
+        replace_dir(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -916,12 +915,7 @@ def _check_replay(arrays: dict[str, np.ndarray], meta: Any, buffer: ReplayBuffer
 
 def _apply_vecnorm(vecnorm: VecNormalize, arrays: dict[str, np.ndarray]) -> None:
     vecnorm.returns = arrays["returns"].astype(vecnorm.returns.dtype)
-    rms_items: list[tuple[str, Any]] = [("ret_rms", vecnorm.ret_rms)]
-    if isinstance(vecnorm.obs_rms, dict):
-        rms_items += [(f"obs_rms/{k}", v) for k, v in vecnorm.obs_rms.items()]
-    elif vecnorm.obs_rms is not None:
-        rms_items.append(("obs_rms", vecnorm.obs_rms))
-    for name, rms in rms_items:
+    for name, rms in _rms_items(vecnorm):
         rms.mean = arrays[f"{name}.mean"].astype(np.asarray(rms.mean).dtype)
         rms.var = arrays[f"{name}.var"].astype(np.asarray(rms.var).dtype)
         rms.count = float(arrays[f"{name}.count"])

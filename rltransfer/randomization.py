@@ -134,13 +134,15 @@ class ParamDist(_Strict):
             if not self.values:
                 raise ValueError("choice needs at least one value (values is empty)")
             return self
-        assert self.low is not None and self.high is not None
+        if self.low is None or self.high is None:  # the check above makes this unreachable
+            raise ValueError(f"dist {self.dist!r} needs low and high")
         if self.low > self.high:
             raise ValueError(f"need low <= high, got low={self.low:g}, high={self.high:g}")
         if self.dist == "loguniform" and self.low <= 0:
             raise ValueError(f"loguniform needs low > 0, got low={self.low:g}")
         if self.dist == "normal":
-            assert self.mean is not None and self.std is not None
+            if self.mean is None or self.std is None:  # the check above makes this unreachable
+                raise ValueError("dist 'normal' needs mean and std")
             mass = _phi((self.high - self.mean) / self.std) - _phi((self.low - self.mean) / self.std)
             if mass < MIN_TRUNCATED_MASS:
                 raise ValueError(
@@ -153,7 +155,8 @@ class ParamDist(_Strict):
     def support(self) -> tuple[float, float]:
         """The smallest and largest value this distribution can give."""
         if self.dist == "choice":
-            assert self.values
+            if not self.values:
+                raise ValueError("choice needs at least one value (values is empty)")
             return float(min(self.values)), float(max(self.values))
         return float(self.low), float(self.high)  # type: ignore[arg-type]
 

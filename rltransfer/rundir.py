@@ -73,6 +73,18 @@ def atomic_write_text(path: Path, text: str) -> None:
         raise
 
 
+def replace_dir(tmp: Path, target: Path) -> None:
+    """Move the finished folder ``tmp`` to ``target``, replacing what is there: the old folder is first moved
+    aside (``.<name>.old-*``, restored by :func:`clean_residue` if a kill falls between the two renames)."""
+    if target.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+        target.replace(old / target.name)
+        tmp.replace(target)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        tmp.replace(target)
+
+
 def atomic_write_json(path: Path, data: Any) -> None:
     """Write ``data`` as strict JSON (non-finite floats become ``null``; never a bare ``NaN``)."""
     text = json.dumps(json_safe(data), indent=2, sort_keys=False, allow_nan=False)
