@@ -55,6 +55,9 @@ class Adapter:
         name: adapter name referenced by ``adapter:`` in the family YAML.
         params: parameter name -> (setter, getter), both taking the *unwrapped* env.
         after_reset: apply after ``env.reset()`` (PyBullet: bodies exist only then, gravity is reset).
+        volatile: parameters the env's own ``reset`` restores to its defaults (PyBullet: gravity); they are
+            re-applied at every reset. The others keep what they were given, so a reset re-applies (and
+            reads back) only those whose value changed since they were last applied and verified.
         prepare: called once on the unwrapped env after the first reset (record nominal masses etc.).
         imports: modules to import so the Gymnasium id is registered.
         state_fields: the attributes of the *unwrapped* env that change while it runs (its physical state),
@@ -66,6 +69,7 @@ class Adapter:
     name: str
     params: dict[str, tuple[Setter, Getter]]
     after_reset: bool = False
+    volatile: frozenset[str] = frozenset()
     prepare: Callable[[Any], None] | None = None
     imports: tuple[str, ...] = ()
     state_fields: tuple[tuple[str, tuple[int, ...] | None], ...] | None = None
@@ -436,7 +440,7 @@ def _bullet(
         params[f"{link}_mass_scale"] = _link_mass_scale(link)
     for key, joints in (damping or {"joint_damping": _actuated_joints}).items():
         params[key] = _joint_damping(joints)
-    return Adapter(name, params, after_reset=True, prepare=_bullet_prepare(links, friction_links is not None),
+    return Adapter(name, params, after_reset=True, volatile=frozenset({"gravity"}), prepare=_bullet_prepare(links, friction_links is not None),
                    imports=("pybullet_envs_gymnasium",))
 
 
@@ -502,6 +506,7 @@ class FamilyEnv(gym.Wrapper, gym.utils.RecordConstructorArgs):
         self.adapter = get_adapter(family.adapter)
         self._values = family.resolve_params(params)
         self._loaded = not self.adapter.after_reset
+        self._verified: dict[str, float] = {}  # values applied and read back, valid until the next full apply
 
     @property
     def params(self) -> dict[str, float]:
@@ -526,26 +531,39 @@ class FamilyEnv(gym.Wrapper, gym.utils.RecordConstructorArgs):
         env = self.env.unwrapped
         return {k: self.adapter.params[k][1](env) for k in self.family.params}
 
-    def _apply(self) -> None:
+    def _apply(self, full: bool = True) -> None:
+        """Set the parameters on the simulator and read each one set back (``RuntimeError`` on a mismatch).
+
+        With ``full=False`` only the parameters whose value changed since they were last verified, and the
+        adapter's volatile ones, are set and read back (the others are as verified: nothing else writes
+        them). The first apply, a seeded reset and :meth:`restore_state` are full.
+        """
         env = self.env.unwrapped
         if self.adapter.prepare is not None:
             self.adapter.prepare(env)
-        for key, value in self._values.items():
+        if full:
+            self._verified = {}
+        todo = {k: v for k, v in self._values.items()
+                if k in self.adapter.volatile or self._verified.get(k) != v}
+        for key, value in todo.items():
             self.adapter.params[key][0](env, value)
-        for key, value in self._values.items():
+        for key, value in todo.items():
             got = self.adapter.params[key][1](env)
             if not math.isclose(got, value, rel_tol=1e-5, abs_tol=1e-7):
+                self._verified = {}
                 raise RuntimeError(
                     f"env family {self.family.name!r}: parameter {key!r} set to {value} but reads back {got}"
                 )
+        self._verified.update(todo)
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict]:
         if not self.adapter.after_reset:
-            self._apply()
+            self._apply(full=seed is not None)
         obs, info = self.env.reset(seed=seed, options=options)
         if self.adapter.after_reset:
+            full = seed is not None or not self._loaded
             self._loaded = True
-            self._apply()
+            self._apply(full=full)
         info["env_params"] = dict(self._values)
         self._episode_params = dict(self._values)
         return obs, info

@@ -554,7 +554,7 @@ class ObservationNoise(_Episodic):
         self._dtype = box.dtype
 
     def _noisy(self, obs: Any) -> np.ndarray:
-        noise = self.rng.normal(0.0, 1.0, size=self.std.shape) * self.std
+        noise = self.rng.standard_normal(self.std.shape) * self.std  # the same draws as normal(0, 1)
         return (np.asarray(obs, dtype=np.float64) + self.bias + noise).astype(self._dtype)
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict]:
@@ -596,8 +596,8 @@ class ActionNoise(_Episodic):
         return self.env.reset(seed=seed, options=options)
 
     def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
-        noisy = np.asarray(action, dtype=np.float64) + self.rng.normal(0.0, 1.0, size=self.std.shape) * self.std
-        return self.env.step(np.clip(noisy, self.box.low, self.box.high).astype(self.box.dtype))
+        noisy = np.asarray(action, dtype=np.float64) + self.rng.standard_normal(self.std.shape) * self.std
+        return self.env.step(noisy.clip(self.box.low, self.box.high).astype(self.box.dtype))
 
 
 class ActionLatency(_Episodic):

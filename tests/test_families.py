@@ -138,6 +138,35 @@ def test_bullet_parameters_survive_resets_and_scale_masses() -> None:
 
 
 @pytest.mark.pybullet
+def test_unseeded_resets_reapply_what_changed_and_what_the_env_resets() -> None:
+    """Between episodes only changed parameters (and gravity, which PyBullet's reset restores) are set again;
+    every parameter still reads back what was asked, and a value that does not take still fails."""
+    family = load_family("hopper")
+    env = make_env(family, {"gravity": 5.0, "friction": 0.4}, monitor=False)
+    fam = family_env(env)
+    env.reset(seed=0)
+    for _ in range(3):
+        env.reset()
+        assert fam.get_params() == pytest.approx(fam.params, rel=1e-6)
+    u = env.unwrapped
+    assert math.isclose(u._p.getPhysicsEngineParameters()["gravityAccelerationZ"], -5.0)
+    fam.set_params({"torso_mass_scale": 1.5, "power": 0.5}, defer=True)
+    env.reset()
+    got = fam.get_params()
+    assert got["torso_mass_scale"] == pytest.approx(1.5) and got["power"] == 0.5
+    assert got["gravity"] == pytest.approx(5.0) and got["friction"] == pytest.approx(0.4)
+    setter, getter = ADAPTERS["hopper"].params["power"]
+    fam.set_params({"power": 0.7}, defer=True)
+    try:
+        ADAPTERS["hopper"].params["power"] = (lambda e, v: None, getter)  # a setter the physics ignores
+        with pytest.raises(RuntimeError, match="'power' set to 0.7 but reads back 0.5"):
+            env.reset()
+    finally:
+        ADAPTERS["hopper"].params["power"] = (setter, getter)
+    env.close()
+
+
+@pytest.mark.pybullet
 def test_inverted_pendulum_power_scales_the_torque() -> None:
     weak = _rollout("invertedpendulum", {"power": 10.0}, seed=1, steps=30)
     strong = _rollout("invertedpendulum", {"power": 300.0}, seed=1, steps=30)
