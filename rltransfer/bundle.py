@@ -65,6 +65,8 @@ MODEL_FILE = "model.zip"
 MANIFEST_FILE = "manifest.json"
 SEAL_FILE = "manifest.sha256"
 NORM_FILE = "normalization.json"
+#: A curriculum's final state (stages entered, ranges, ADR queues), when the policy was trained with one.
+CURRICULUM_FILE = "curriculum.json"
 
 #: Largest file a bundle may list (model.zip, normalization.json): read while hashing, so bounded.
 MAX_BUNDLE_FILE_BYTES = limits.MAX_WEIGHTS_BYTES + limits.MAX_DATA_BYTES
@@ -138,11 +140,14 @@ def save_bundle(
     extra: dict[str, Any] | None = None,
     randomization: str | None = None,
     variant: str | None = None,
+    curriculum: dict[str, Any] | None = None,
 ) -> Path:
     """Save ``model`` as a bundle at ``path``, atomically (a temporary folder renamed into place).
 
     ``randomization`` and ``variant`` name the domain-randomization preset and the variant of the
     training env (``env.randomization``, ``env.variant`` in the manifest; plain names, checked first).
+    ``curriculum``: the training curriculum's final state
+    (:meth:`~rltransfer.curricula.CurriculumCallback.to_dict`), saved as ``curriculum.json``.
     """
     for what, name in (("env.randomization", randomization), ("env.variant", variant)):
         if name is not None:
@@ -165,6 +170,9 @@ def save_bundle(
         if normalization is not None:
             normalization.save(tmp / NORM_FILE)
             files[NORM_FILE] = sha256(tmp / NORM_FILE)
+        if curriculum is not None:
+            atomic_write_json(tmp / CURRICULUM_FILE, curriculum)
+            files[CURRICULUM_FILE] = sha256(tmp / CURRICULUM_FILE)
         algo = type(model).__name__.lower()
         manifest = {
             "format_version": FORMAT_VERSION,
@@ -186,6 +194,7 @@ def save_bundle(
             "num_timesteps": int(model.num_timesteps),
             "seed": seed,
             "normalization": NORM_FILE if normalization is not None else None,
+            **({"curriculum": CURRICULUM_FILE} if curriculum is not None else {}),
             "versions": versions(),
             "files": files,
             **(extra or {}),
@@ -439,6 +448,7 @@ class Manifest(_Record):
     num_timesteps: int | None = Field(default=None, ge=0, le=10**13)
     seed: int | None = Field(default=None, ge=0, le=2**32 - 1)
     normalization: Literal["normalization.json"] | None = None
+    curriculum: Literal["curriculum.json"] | None = None
     versions: dict[str, str] = Field(default_factory=dict, max_length=32)
     files: dict[str, str] = Field(max_length=16)
     training_wrappers: list[WrapperRecord] = Field(default_factory=list, max_length=16)
@@ -575,11 +585,12 @@ def verify_files(path: Path, manifest: Manifest) -> list[str]:
         What was verified, one line per file (for :attr:`LoadedPolicy.verified`).
     """
     verified = []
-    if manifest.normalization is not None and manifest.normalization not in manifest.files:
-        raise BundleError(
-            f"{path}/{MANIFEST_FILE}: normalization file {manifest.normalization!r} is not listed in 'files' "
-            "(every file a bundle is read from must be hashed)"
-        )
+    for what, name in (("normalization", manifest.normalization), ("curriculum", manifest.curriculum)):
+        if name is not None and name not in manifest.files:
+            raise BundleError(
+                f"{path}/{MANIFEST_FILE}: {what} file {name!r} is not listed in 'files' "
+                "(every file a bundle is read from must be hashed)"
+            )
     for name, expected in manifest.files.items():
         file = Path(path) / name
         if file.is_symlink() or not file.is_file():

@@ -495,6 +495,10 @@ class FamilyEnv(gym.Wrapper, gym.utils.RecordConstructorArgs):
     The current values are reported in ``info["env_params"]`` at reset and in the ``info`` of the step
     that ends each episode (so that what an episode ran with reaches the learner, across processes).
     ``worker_index`` is this env's index in its vectorized set (seeds per-worker samplers).
+
+    Schedules (curricula, ADR) reach it through :meth:`receive_schedule` (a VecEnv's ``env_method``); the
+    version a schedule carries is applied at the next reset and reported in ``info["schedule"]`` at
+    reset and at the step that ends the episode, so the learner knows which schedule each episode ran.
     """
 
     def __init__(self, env: gym.Env, family: EnvFamily, params: dict[str, float] | None = None,
@@ -507,6 +511,8 @@ class FamilyEnv(gym.Wrapper, gym.utils.RecordConstructorArgs):
         self._values = family.resolve_params(params)
         self._loaded = not self.adapter.after_reset
         self._verified: dict[str, float] = {}  # values applied and read back, valid until the next full apply
+        self.schedule_version = 0  # the schedule version applied at the last reset
+        self._pending_version = 0  # the last version received (applied at the next reset)
 
     @property
     def params(self) -> dict[str, float]:
@@ -523,6 +529,32 @@ class FamilyEnv(gym.Wrapper, gym.utils.RecordConstructorArgs):
         self._values = self.family.resolve_params(merged)
         if self._loaded and not defer:
             self._apply()
+
+    def receive_schedule(self, version: int, params: dict[str, float] | None = None,
+                         ranges: dict[str, Any] | None = None, adr: dict[str, Any] | None = None) -> None:
+        """Take schedule ``version`` (a curriculum's or ADR's): ``params`` are set deferred, so they and the
+        version take effect at the next reset. ``ranges`` and ``adr`` need a randomization preset's
+        :class:`~rltransfer.randomization.PhysicsRandomizer` around this env (which handles them first).
+
+        Raises:
+            ConfigError: ``ranges``/``adr`` without a randomizer, unknown parameters, values outside the
+                hard bounds, or a version that is not a positive integer above the last one received.
+        """
+        if isinstance(version, bool) or not isinstance(version, (int, np.integer)) or version < 1:
+            raise ConfigError(f"schedule version must be a positive integer, got {version!r:.40}")
+        if version <= self._pending_version:
+            raise ConfigError(f"schedule version {version} is not newer than {self._pending_version}, the last received")
+        if ranges or adr:
+            raise ConfigError(
+                f"env family {self.family.name!r}: a schedule over randomization ranges (or ADR) needs a "
+                "randomization preset around the env; this env has none"
+            )
+        if params:
+            self.set_params(dict(params), defer=True)
+        self._pending_version = int(version)
+
+    def _report_schedule(self, info: dict[str, Any]) -> None:
+        info["schedule"] = {"version": self.schedule_version}
 
     def get_params(self) -> dict[str, float]:
         """Read every parameter back from the simulator."""
@@ -564,7 +596,9 @@ class FamilyEnv(gym.Wrapper, gym.utils.RecordConstructorArgs):
             full = seed is not None or not self._loaded
             self._loaded = True
             self._apply(full=full)
+        self.schedule_version = self._pending_version
         info["env_params"] = dict(self._values)
+        self._report_schedule(info)
         self._episode_params = dict(self._values)
         return obs, info
 
@@ -572,6 +606,7 @@ class FamilyEnv(gym.Wrapper, gym.utils.RecordConstructorArgs):
         obs, reward, terminated, truncated, info = self.env.step(action)
         if terminated or truncated:
             info["env_params"] = dict(getattr(self, "_episode_params", self._values))
+            self._report_schedule(info)
         return obs, reward, terminated, truncated, info
 
     def snapshot_state(self) -> dict[str, Any]:
@@ -583,7 +618,8 @@ class FamilyEnv(gym.Wrapper, gym.utils.RecordConstructorArgs):
             applied = {k: self.adapter.params[k][1](self.env.unwrapped) for k in self.family.params}
         episode = getattr(self, "_episode_params", None)
         return {"values": dict(self._values), "applied": applied, "loaded": bool(self._loaded),
-                "episode_params": dict(episode) if episode is not None else None}
+                "episode_params": dict(episode) if episode is not None else None,
+                "schedule": [self.schedule_version, self._pending_version]}
 
     def restore_state(self, state: dict[str, Any]) -> None:
         """Restore :meth:`snapshot_state`: the simulator gets ``applied`` (verified), then ``values`` are
@@ -594,9 +630,15 @@ class FamilyEnv(gym.Wrapper, gym.utils.RecordConstructorArgs):
             ConfigError: unknown parameters or values outside the hard bounds.
             ValueError: a malformed state.
         """
-        if not isinstance(state, dict) or set(state) != {"values", "applied", "loaded", "episode_params"}:
-            raise ValueError(f"FamilyEnv state must have keys values, applied, loaded, episode_params; got "
+        keys = {"values", "applied", "loaded", "episode_params", "schedule"}
+        if not isinstance(state, dict) or set(state) != keys:
+            raise ValueError(f"FamilyEnv state must have keys {', '.join(sorted(keys))}; got "
                              f"{sorted(state) if isinstance(state, dict) else type(state).__name__}")
+        schedule = state["schedule"]
+        if not (isinstance(schedule, list) and len(schedule) == 2
+                and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in schedule)
+                and schedule[0] <= schedule[1]):
+            raise ValueError(f"schedule must be [applied version, received version], got {str(schedule)[:60]}")
         values = self.family.resolve_params(state["values"])
         episode = state["episode_params"]
         episode = self.family.resolve_params(episode) if episode is not None else None
@@ -605,6 +647,7 @@ class FamilyEnv(gym.Wrapper, gym.utils.RecordConstructorArgs):
             self._apply()
             self._loaded = True
         self._values = values
+        self.schedule_version, self._pending_version = schedule
         if episode is not None:
             self._episode_params = episode
 

@@ -125,6 +125,10 @@ def inspect_source(path: str | Path) -> dict[str, Any]:
         env.pop("family_spec", None)
         info["env"] = env
         info["trained_with"] = _trained_with(record, str(path))
+        if record.curriculum is not None:
+            from rltransfer.rundir import read_json
+
+            info["curriculum"] = read_json(path / record.curriculum, "curriculum record")
         info["normalization"] = manifest.get("normalization")
         info["verified"] = verified
     else:

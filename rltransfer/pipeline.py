@@ -103,18 +103,19 @@ EvalListener = Callable[[int, float], None]
 # ----------------------------------------------------------------------------------------------- envs
 
 
-def _env_thunk(env: EnvSpec, worker_index: int, seed: int) -> Callable[[], gym.Env]:
+def _env_thunk(env: EnvSpec, worker_index: int, seed: int, schedulable: bool = False) -> Callable[[], gym.Env]:
     """Builds worker ``worker_index`` of ``env``, innermost first: the family env (FamilyEnv), the
     randomization wrappers (:func:`rltransfer.randomization.wrap_randomization`: the preset's
     PhysicsRandomizer, the variant's sensors, the preset's sensors), the training-only wrappers, the
-    policy's wrappers, then Monitor."""
+    policy's wrappers, then Monitor. ``schedulable``: a PhysicsRandomizer even without a preset (a
+    curriculum's ADR or range schedule drives it)."""
     wrappers = tuple(w.to_wrapper_spec() for w in (*env.training_wrappers, *env.wrappers))
 
     def thunk() -> gym.Env:
         from rltransfer.wrappers import make_wrapper
 
         built = make_env(env.family, env.params, (), monitor=False, worker_index=worker_index)
-        built = wrap_randomization(built, env.randomization, env.sensors, env.family.variants, seed)
+        built = wrap_randomization(built, env.randomization, env.sensors, env.family.variants, seed, schedulable)
         for w in wrappers:
             built = make_wrapper(w.name, built, **w.kwargs)
         return Monitor(built)
@@ -122,10 +123,10 @@ def _env_thunk(env: EnvSpec, worker_index: int, seed: int) -> Callable[[], gym.E
     return thunk
 
 
-def _vec_env(env: EnvSpec, n_envs: int, seed: int, vec_env: str) -> VecEnv:
+def _vec_env(env: EnvSpec, n_envs: int, seed: int, vec_env: str, schedulable: bool = False) -> VecEnv:
     """``n_envs`` workers of ``env`` (see :func:`_env_thunk`), worker ``i`` seeded ``seed + i``, as SB3's
     ``make_vec_env``."""
-    fns = [_env_thunk(env, i, seed) for i in range(n_envs)]
+    fns = [_env_thunk(env, i, seed, schedulable) for i in range(n_envs)]
     venv: VecEnv = SubprocVecEnv(fns) if vec_env == "subproc" and n_envs > 1 else DummyVecEnv(fns)
     venv.seed(seed)
     venv.action_space.seed(seed)
@@ -148,7 +149,10 @@ def build_envs(spec: RunSpec) -> tuple[VecEnv, VecEnv]:
     Neither is normalized here (see :func:`assemble`).
     """
     agent = spec.agent
-    venv = _vec_env(spec.env, agent.n_envs, spec.seed, agent.vec_env)
+    schedulable = spec.curriculum is not None and (
+        spec.curriculum.get("adr") is not None or any(st.get("ranges") for st in spec.curriculum.get("stages") or [])
+    )
+    venv = _vec_env(spec.env, agent.n_envs, spec.seed, agent.vec_env, schedulable)
     try:
         n_eval = max(1, min(spec.eval.episodes, MAX_EVAL_ENVS))
         eval_env = _vec_env(spec.eval.env.evaluation(), n_eval, spec.eval.seed, "dummy")
@@ -367,7 +371,7 @@ def execute(
                     ) from exc
                 raise
         check_finite_weights(model, f"at step {model.num_timesteps:,}")
-        policy_dir = _save_policy(spec, model, venv, run_dir)
+        policy_dir = _save_policy(spec, model, venv, run_dir, cbs)
     except KeyboardInterrupt as exc:
         _interrupted(spec, model, venv, run_dir, cbs, start)
         raise Interrupted(
@@ -390,15 +394,17 @@ def execute(
     return RunResult(run_dir, policy_dir, cbs.evaluator.curve, model)
 
 
-def _save_policy(spec: RunSpec, model: BaseAlgorithm, venv: VecEnv, run_dir: Path) -> Path:
+def _save_policy(spec: RunSpec, model: BaseAlgorithm, venv: VecEnv, run_dir: Path, cbs: Callbacks) -> Path:
     from rltransfer.bundle import save_bundle
 
+    schedule = cbs.stateful.get("curriculum")
     return save_bundle(
         model, run_dir / "policy", family=spec.env.family, params=spec.env.params, seed=spec.seed,
         vec_normalize=venv if isinstance(venv, VecNormalize) else None,
         wrappers=[w.to_wrapper_spec() for w in spec.env.wrappers],
         randomization=spec.env.randomization_name, variant=spec.env.variant,
         extra={"training_wrappers": [w.model_dump() for w in spec.env.training_wrappers]},
+        curriculum=schedule.to_dict() if schedule is not None else None,
     )
 
 
@@ -409,7 +415,7 @@ def _interrupted(spec: RunSpec, model: BaseAlgorithm, venv: VecEnv, run_dir: Pat
     try:
         check_finite_weights(model)
         saved["checkpoint"] = str(cbs.checkpointer.save_now())
-        saved["policy"] = str(_save_policy(spec, model, venv, run_dir))
+        saved["policy"] = str(_save_policy(spec, model, venv, run_dir, cbs))
     except DivergenceError as exc:
         saved["error"] = str(exc)
     write_status(run_dir, "interrupted", started=start, steps=int(model.num_timesteps), **saved)

@@ -36,7 +36,7 @@ from typing import Annotated, Any, Literal, Protocol, SupportsFloat
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from rltransfer.errors import ConfigError, IncompatibleSpacesError, ParameterBoundsError, unknown_name
 
@@ -474,13 +474,95 @@ class PhysicsRandomizer(_Episodic):
         from rltransfer.families import family_env
 
         self.family_env = family_env(env)
-        self.dists = dict(params)
+        self.preset_dists = dict(params)  # as the preset declares them (range schedules start from these)
+        self.dists = dict(params)  # in force: the preset's, with the bounds a range schedule gave
         self.variants = {k: dict(v) for k, v in (variants or {}).items()}
         self.base = self.family_env.params
         self._draw: dict[str, Any] = {}
+        self.ranges: dict[str, list[float]] = {}  # range-schedule bounds in force
+        self.adr: dict[str, Any] | None = None  # {"ranges": {param: [low, high]}, "p_boundary": p} in force
+        self._pending: dict[str, Any] | None = None  # received, taken at the next reset
+        self._boundary: dict[str, Any] | None = None  # this episode's ADR boundary (reported at its end)
+
+    # ------------------------------------------------------------------------------------- schedules
+
+    def receive_schedule(self, version: int, params: dict[str, float] | None = None,
+                         ranges: dict[str, Any] | None = None, adr: dict[str, Any] | None = None) -> None:
+        """Take schedule ``version``, in force from the next reset (see :mod:`rltransfer.curricula`).
+
+        Args:
+            version: the schedule's version (positive, increasing); reported back in ``info["schedule"]``.
+            params: fixed family parameters (passed on to the FamilyEnv).
+            ranges: ``{param: [low, high]}``: new bounds for the preset's distribution of ``param`` (its
+                kind and, for a truncated normal, its mean and std are kept); the other parameters keep
+                theirs.
+            adr: ``{"ranges": {param: [low, high]}, "p_boundary": p}``: ADR's ranges (replacing
+                the preset's distributions of those parameters). At each reset, with probability ``p`` one
+                ADR parameter, chosen uniformly, is fixed at one of its bounds, chosen uniformly
+                (``info["adr"]`` at the episode's last step: ``param``, ``side``, ``value``, ``version``);
+                every other ADR parameter is drawn uniformly from its range.
+
+        Raises:
+            ConfigError: an unknown parameter, a range outside the hard bounds or with ``low > high``, a
+                range for a parameter the preset does not randomize (or drawn from a choice), a
+                ``p_boundary`` outside [0, 1], or a version that is not newer (nothing is changed).
+        """
+        family = self.family_env.family
+        dists = dict(self.dists)
+        new_ranges = dict(self.ranges)
+        for name, value in (ranges or {}).items():
+            if name not in self.preset_dists:
+                raise unknown_name("randomized parameter (a range schedule needs the preset to draw it)",
+                                   name, self.preset_dists, where="schedule ranges")
+            low, high = _range(family, name, value, f"schedule ranges.{name}")
+            dists[name] = _with_bounds(self.preset_dists[name], low, high, f"schedule ranges.{name}")
+            new_ranges[name] = [low, high]
+        new_adr = self.adr
+        if adr is not None:
+            if not isinstance(adr, dict) or set(adr) != {"ranges", "p_boundary"}:
+                raise ConfigError(f"schedule adr must be {{ranges, p_boundary}}, got {str(adr)[:80]}")
+            p = adr["p_boundary"]
+            if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p <= 1.0:
+                raise ConfigError(f"schedule adr.p_boundary must be in [0, 1], got {p!r:.40}")
+            if not isinstance(adr["ranges"], dict):
+                raise ConfigError("schedule adr.ranges must map parameters to [low, high]")
+            adr_ranges = {}
+            for name, value in adr["ranges"].items():
+                if name not in family.params:
+                    raise unknown_name("parameter", name, family.params, where="schedule adr.ranges")
+                adr_ranges[name] = list(_range(family, name, value, f"schedule adr.ranges.{name}"))
+            new_adr = {"ranges": adr_ranges, "p_boundary": float(p)}
+        self.family_env.receive_schedule(version, params=params)  # checks the version and the params
+        self._pending = {"dists": dists, "ranges": new_ranges, "adr": new_adr}
+
+    def _take_pending(self) -> None:
+        if self._pending is not None:
+            self.dists, self.ranges, self.adr = self._pending["dists"], self._pending["ranges"], self._pending["adr"]
+            self._pending = None
+
+    def _sample(self, rng: np.random.Generator) -> tuple[dict[str, float], dict[str, Any] | None]:
+        """This episode's drawn parameters (preset, then ADR) and its ADR boundary (or ``None``)."""
+        adr_ranges = self.adr["ranges"] if self.adr else {}
+        sampled = {name: sample_param(dist, rng) for name, dist in self.dists.items() if name not in adr_ranges}
+        boundary = None
+        if adr_ranges:
+            names = sorted(adr_ranges)
+            if rng.random() < self.adr["p_boundary"]:  # type: ignore[index]
+                name, side = names[int(rng.integers(len(names)))], int(rng.integers(2))
+                boundary = {"param": name, "side": ("low", "high")[side], "value": float(adr_ranges[name][side])}
+            for name in names:
+                low, high = adr_ranges[name]
+                if boundary is not None and boundary["param"] == name:
+                    sampled[name] = boundary["value"]
+                else:
+                    sampled[name] = float(rng.uniform(low, high)) if high > low else float(low)
+        return sampled, boundary
+
+    # ----------------------------------------------------------------------------------- env methods
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict]:
         rng = self._new_episode(seed)
+        self._take_pending()
         values: dict[str, float] = {}
         variant = None
         if self.variants:
@@ -489,11 +571,12 @@ class PhysicsRandomizer(_Episodic):
             touched = {k for v in self.variants.values() for k in v}
             values.update({k: self.base[k] for k in touched})
             values.update(self.variants[variant])
-        sampled = {name: sample_param(dist, rng) for name, dist in self.dists.items()}
+        sampled, boundary = self._sample(rng)
         values.update(sampled)
         self.family_env.set_params(values, defer=True)
         self._draw = {"params": sampled, "variant": variant, "episode": self._episode}
         obs, info = self.env.reset(seed=seed, options=options)
+        self._boundary = None if boundary is None else {**boundary, "version": self.family_env.schedule_version}
         self._report(info, self._draw)
         return obs, info
 
@@ -501,18 +584,72 @@ class PhysicsRandomizer(_Episodic):
         obs, reward, terminated, truncated, info = self.env.step(action)
         if terminated or truncated:
             self._report(info, self._draw)
+            if self._boundary is not None:
+                info["adr"] = dict(self._boundary)
         return obs, reward, terminated, truncated, info
 
-    _STATE_KEYS = _Episodic._STATE_KEYS | {"draw"}
+    _STATE_KEYS = _Episodic._STATE_KEYS | {"draw", "schedule"}
 
     def snapshot_state(self) -> dict[str, Any]:
-        """As :meth:`_Episodic.snapshot_state`, plus the episode's draw (reported at its last step); the
+        """As :meth:`_Episodic.snapshot_state`, plus the episode's draw (reported at its last step) and the
+        schedule state (range bounds and ADR in force, what is pending, the episode's ADR boundary); the
         drawn values themselves live in the FamilyEnv's (pending) parameters, snapshot there."""
         draw = {"params": dict(self._draw.get("params", {})), "variant": self._draw.get("variant"),
                 "episode": self._draw.get("episode")} if self._draw else {}
-        return {**super().snapshot_state(), "draw": draw}
+        pending = None if self._pending is None else {"ranges": self._pending["ranges"], "adr": self._pending["adr"]}
+        schedule = {"ranges": self.ranges, "adr": self.adr, "pending": pending, "boundary": self._boundary}
+        return {**super().snapshot_state(), "draw": draw, "schedule": _json_copy(schedule)}
+
+    def _restore_schedule(self, state: Any) -> dict[str, Any]:
+        """Check a snapshot's ``schedule`` and return the values to set (nothing is set here)."""
+        if not isinstance(state, dict) or set(state) != {"ranges", "adr", "pending", "boundary"}:
+            raise ValueError(f"schedule must have keys adr, boundary, pending, ranges; got {str(state)[:80]}")
+        family = self.family_env.family
+
+        def parts(ranges: Any, adr: Any) -> tuple[dict[str, Any], dict[str, list[float]], dict[str, Any] | None]:
+            if not isinstance(ranges, dict):
+                raise ValueError("schedule ranges must be an object")
+            dists, checked = dict(self.preset_dists), {}
+            for name, value in ranges.items():
+                if name not in self.preset_dists:
+                    raise ValueError(f"schedule ranges: {name!r:.40} is not a randomized parameter")
+                low, high = _range(family, name, value, f"schedule ranges.{name}")
+                dists[name] = _with_bounds(self.preset_dists[name], low, high, f"schedule ranges.{name}")
+                checked[name] = [low, high]
+            if adr is not None:
+                if not isinstance(adr, dict) or set(adr) != {"ranges", "p_boundary"} or not isinstance(adr["ranges"], dict):
+                    raise ValueError(f"schedule adr must be {{ranges, p_boundary}}, got {str(adr)[:80]}")
+                p = adr["p_boundary"]
+                if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p <= 1.0:
+                    raise ValueError(f"schedule adr.p_boundary must be in [0, 1], got {p!r:.40}")
+                adr_ranges = {}
+                for name, value in adr["ranges"].items():
+                    if name not in family.params:
+                        raise ValueError(f"schedule adr.ranges: {name!r:.40} is not a parameter of the family")
+                    adr_ranges[name] = list(_range(family, name, value, f"schedule adr.ranges.{name}"))
+                adr = {"ranges": adr_ranges, "p_boundary": float(p)}
+            return dists, checked, adr
+
+        dists, ranges, adr = parts(state["ranges"], state["adr"])
+        pending = state["pending"]
+        if pending is not None:
+            if not isinstance(pending, dict) or set(pending) != {"ranges", "adr"}:
+                raise ValueError("schedule pending must be null or {ranges, adr}")
+            p_dists, p_ranges, p_adr = parts(pending["ranges"], pending["adr"])
+            pending = {"dists": p_dists, "ranges": p_ranges, "adr": p_adr}
+        boundary = state["boundary"]
+        if boundary is not None:
+            ok = (isinstance(boundary, dict) and set(boundary) == {"param", "side", "value", "version"}
+                  and boundary["param"] in family.params and boundary["side"] in ("low", "high")
+                  and isinstance(boundary["value"], (int, float)) and not isinstance(boundary["value"], bool)
+                  and math.isfinite(boundary["value"]) and _is_int(boundary["version"]))
+            if not ok:
+                raise ValueError(f"schedule boundary must be null or {{param, side, value, version}}, got "
+                                 f"{str(boundary)[:80]}")
+        return {"dists": dists, "ranges": ranges, "adr": adr, "pending": pending, "boundary": boundary}
 
     def _restore_own(self, state: dict[str, Any]) -> None:
+        schedule = self._restore_schedule(state["schedule"])
         draw = state["draw"]
         if not isinstance(draw, dict) or (draw and set(draw) != {"params", "variant", "episode"}):
             raise ValueError(f"draw must be {{}} or {{params, variant, episode}}, got {str(draw)[:80]}")
@@ -530,6 +667,8 @@ class PhysicsRandomizer(_Episodic):
                 raise ValueError(f"draw.episode must be an integer, got {episode!r:.40}")
             draw = {"params": {k: float(v) for k, v in params.items()}, "variant": variant, "episode": int(episode)}
         self._draw = draw
+        self.dists, self.ranges, self.adr = schedule["dists"], schedule["ranges"], schedule["adr"]
+        self._pending, self._boundary = schedule["pending"], schedule["boundary"]
 
 
 def _box(space: gym.Space, what: str) -> spaces.Box:
@@ -663,6 +802,38 @@ class ActionLatency(_Episodic):
         self.k, self.queue = int(k), deque(queue)
 
 
+def _range(family: _Family, name: str, value: Any, where: str) -> tuple[float, float]:
+    """``value`` as a checked ``(low, high)`` of parameter ``name`` (inside the hard bounds, low <= high)."""
+    if (not isinstance(value, (list, tuple)) or len(value) != 2
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value)):
+        raise ConfigError(f"{where} must be [low, high] (two finite numbers), got {str(value)[:60]}")
+    low, high = float(value[0]), float(value[1])
+    if low > high:
+        raise ConfigError(f"{where}: need low <= high, got [{low:g}, {high:g}]")
+    _bounds(family, name, low, f"{where}[0]")
+    _bounds(family, name, high, f"{where}[1]")
+    return low, high
+
+
+def _with_bounds(dist: ParamDist, low: float, high: float, where: str) -> ParamDist:
+    """``dist`` with new ``low``/``high`` (kind kept; a truncated normal keeps its mean and std)."""
+    if dist.dist == "choice":
+        raise ConfigError(f"{where}: the preset draws this parameter from a choice, which has no range")
+    try:
+        return ParamDist.model_validate({**dist.model_dump(exclude_none=True), "low": low, "high": high})
+    except ValidationError as exc:
+        raise ConfigError(f"{where}: {exc.errors()[0]['msg']}") from None
+
+
+def _json_copy(value: Any) -> Any:
+    """A deep copy of nested dicts/lists of JSON scalars."""
+    if isinstance(value, dict):
+        return {k: _json_copy(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_copy(v) for v in value]
+    return value
+
+
 #: The randomization wrapper classes (for tests and wrapper-chain checks).
 RANDOMIZATION_WRAPPERS = (PhysicsRandomizer, ObservationNoise, ActionNoise, ActionLatency)
 
@@ -680,15 +851,17 @@ def _sensor_wrappers(env: gym.Env, sensors: Sensors | None, seed: int) -> gym.En
 
 
 def wrap_randomization(env: gym.Env, preset: Preset | None, sensors: Sensors | None,
-                       variants: Mapping[str, Variant] | None = None, seed: int = 0) -> gym.Env:
+                       variants: Mapping[str, Variant] | None = None, seed: int = 0,
+                       schedulable: bool = False) -> gym.Env:
     """Wrap a family env (a stack with a FamilyEnv inside) in the documented order: the preset's
     :class:`PhysicsRandomizer`, the variant's sensor wrappers (``sensors``), then the preset's sensor
-    wrappers. With neither a preset nor sensors, ``env`` is returned unchanged."""
-    if preset is not None and (preset.params or preset.variants is not None):
+    wrappers. With neither a preset nor sensors, ``env`` is returned unchanged. ``schedulable``: add a
+    PhysicsRandomizer even when the preset draws nothing (ADR or range schedules drive it)."""
+    if schedulable or (preset is not None and (preset.params or preset.variants is not None)):
         chosen = {}
-        if preset.variants is not None:
+        if preset is not None and preset.variants is not None:
             chosen = {name: dict((variants or {})[name].params) for name in preset.variants.choice}
-        env = PhysicsRandomizer(env, preset.params, chosen, seed)
+        env = PhysicsRandomizer(env, preset.params if preset is not None else {}, chosen, seed)
     env = _sensor_wrappers(env, sensors, seed)
     if preset is not None:
         env = _sensor_wrappers(env, preset.sensors(), seed)

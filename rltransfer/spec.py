@@ -299,6 +299,36 @@ def with_randomization(
     return env.model_copy(update=update)
 
 
+def _check_curriculum_preset(curriculum: Any, env: EnvSpec) -> None:
+    """A curriculum and the run's preset must agree: the preset it names is the run's, the parameters
+    its stages fix are not drawn by the preset (the draw would override them), and what it schedules over
+    ranges is drawn by the preset."""
+    where = f"{curriculum.source or curriculum.name}"
+    preset = env.randomization
+    if curriculum.randomize is not None:
+        _, wanted = resolve_preset(env.family, curriculum.randomize)
+        if preset is None or preset != wanted:
+            got = repr(env.randomization_name) if preset is not None else "none"
+            raise ConfigError(
+                f"{where}: the curriculum schedules preset {curriculum.randomize!r} but the run uses {got}; "
+                "drop --randomize or pass the same preset"
+            )
+    drawn = set(preset.params) if preset is not None else set()
+    for i, stage in enumerate(curriculum.stages or []):
+        clash = sorted(set(stage.params) & drawn)
+        if clash:
+            raise ConfigError(
+                f"{where}: stages.{i}.params fixes {', '.join(clash)}, which the run's preset "
+                f"{env.randomization_name!r} draws at every reset; schedule its range instead (stages.{i}.ranges)"
+            )
+        missing = sorted(set(getattr(stage, "ranges", None) or {}) - drawn)
+        if missing:
+            raise ConfigError(
+                f"{where}: stages.{i}.ranges schedules {', '.join(missing)}, which the run's preset "
+                f"{'(none)' if preset is None else repr(env.randomization_name)} does not draw"
+            )
+
+
 def train_spec(
     env: str | Path | EnvFamily | EnvSpec,
     agent: str | Path | AgentSpec,
@@ -326,6 +356,14 @@ def train_spec(
     """
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= 2**31 - 1:
         raise ConfigError(f"seed must be an integer in [0, 2**31 - 1], got {seed!r}")
+    loaded = None
+    if curriculum is not None:
+        from rltransfer.curricula import Curriculum, load_curriculum
+
+        loaded = curriculum if isinstance(curriculum, Curriculum) else load_curriculum(curriculum)
+        if loaded.randomize is not None and randomize is None and not (
+                isinstance(env, EnvSpec) and env.randomization is not None):
+            randomize = loaded.randomize  # the preset the curriculum schedules (ADR, ranges)
     if isinstance(env, EnvSpec):
         base = with_randomization(env, params, randomize, variant) if (params or randomize or variant) else env
     else:
@@ -346,11 +384,9 @@ def train_spec(
     if freq < 0 or episodes < 0:
         raise ConfigError(f"eval frequency and episodes must be >= 0, got {freq} and {episodes}")
     curriculum_data = None
-    if curriculum is not None:
-        from rltransfer.curricula import Curriculum, load_curriculum
-
-        loaded = curriculum if isinstance(curriculum, Curriculum) else load_curriculum(curriculum)
+    if loaded is not None:
         loaded.check_against(family)
+        _check_curriculum_preset(loaded, base)
         curriculum_data = loaded.model_dump(mode="json")
     return RunSpec(
         env=base, eval=EvalSpec(freq=freq, episodes=episodes, seed=eval_seed(seed), env=base.evaluation()),
