@@ -85,7 +85,7 @@ def cmd_transfer(args: argparse.Namespace) -> int:
         eval_freq=args.eval_freq, eval_episodes=args.eval_episodes,
         obs_map=parse_index_map(args.obs_map, "--obs-map", names=True), action_map=parse_index_map(args.action_map, "--action-map"),
         wrappers=args.wrapper or (), progress=not args.no_progress, command=args.command_line,
-        save_freq=args.save_freq, randomize=args.randomize, variant=args.variant,
+        save_freq=args.save_freq, randomize=args.randomize, variant=args.variant, curriculum=args.curriculum,
     )
     con = _console()
     _print_plan(con, result.plan)
@@ -204,6 +204,10 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         ranges = ", ".join(f"{k} [{lo:g}, {hi:g}]" for k, (lo, hi) in trained.get("ranges", {}).items())
         _write(f"  {'randomization':18s} {trained['randomization'] or 'none'}{f' ({ranges})' if ranges else ''}\n"
                f"  {'variant':18s} {trained['variant'] or 'none'}\n")
+    if info.get("curriculum") is not None:
+        from rltransfer.curricula import summary_lines
+
+        _write("".join(f"  {line}\n" for line in summary_lines(info["curriculum"])))
     table = Table(title=f"{len(info['tensors'])} tensors, {info['parameters']:,} parameters")
     for col in ("tensor", "shape", "dtype", "role"):
         table.add_column(col)
@@ -258,7 +262,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     axes = [parse_axis(text) for text in args.param]
     result = sweep(args.policy, args.env, axes, episodes=args.episodes, seed=args.seed, params=parse_set(args.set),
-                   deterministic=not args.stochastic)
+                   deterministic=not args.stochastic, variant=args.variant)
     csv_path, png_path = write_sweep(result, args.out)
     grid = " x ".join(f"{a.name} {a.low:g}..{a.high:g} ({a.n})" for a in axes)
     _write("".join(f"note: {n}\n" for n in result.notes)
@@ -401,6 +405,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--action-map", help="target action index -> source index, e.g. '0,1,-'")
     p.add_argument("--wrapper", action="append", help="extra target env wrapper by name (repeatable)")
     p.add_argument("--save-freq", type=int, metavar="N", help="write a checkpoint every N env steps")
+    p.add_argument("--curriculum", help="train the target with this curriculum (name or YAML path)")
     _add_randomize_arg(p, "randomize the target's training envs")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(handler=cmd_transfer)
@@ -423,6 +428,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--policy", action="append", required=True, help="bundle folder, run directory or SB3 .zip "
                    "(repeatable: all on one plot)")
     _add_env_args(p, variant=False)
+    p.add_argument("--variant", metavar="NAME", help="sweep on this variant: its params (the swept ones "
+                   "replaced) and its sensors (noise, latency) at every point")
     p.add_argument("--param", action="append", required=True, metavar="NAME=LOW:HIGH:N",
                    help="a swept parameter: N evenly spaced values (give twice for a heatmap)")
     p.add_argument("--episodes", type=int, default=10, help="episodes per grid point (default 10)")

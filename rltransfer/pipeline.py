@@ -545,6 +545,7 @@ def transfer(
     save_freq: int | None = None,
     randomize: str | Path | None = None,
     variant: str | None = None,
+    curriculum: Any = None,
 ) -> Any:
     """Transfer a saved policy into an agent for a target env family and train it.
 
@@ -568,6 +569,8 @@ def transfer(
             target's training envs only.
         variant: a variant of the target family (``"real"``): its params (``params`` override them) and
             sensors, kept at evaluation.
+        curriculum: train the target with this curriculum (name, YAML path or
+            :class:`~rltransfer.curricula.Curriculum`).
 
     Returns:
         A :class:`~rltransfer.transfer.TransferResult`: the run and the transfer plan.
@@ -578,6 +581,10 @@ def transfer(
                          eval_episodes, obs_map, action_map, wrappers, threads,
                          checkpoints=CheckpointSpec(save_freq=save_freq))
     spec = _with_target_randomization(spec, params, randomize, variant)
+    if curriculum is not None:
+        from rltransfer.spec import with_curriculum
+
+        spec = with_curriculum(spec, curriculum)
     result = execute(spec, _run_dir(out, name, spec), progress, command, callbacks, listeners)
     from rltransfer.rundir import read_json
 

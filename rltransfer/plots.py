@@ -46,7 +46,7 @@ def _curve(result: SweepResult, summary: np.ndarray, path: Path) -> Path:
                        label=f"variant {name} ({axis.name}={values[axis.name]:g})")
     ax.set_xlabel(axis.name)
     ax.set_ylabel(f"return (mean, 95% CI, {result.returns.shape[2]} episodes)")
-    ax.set_title(f"{result.env}: return against {axis.name}")
+    ax.set_title(f"{result.title}: return against {axis.name}")
     ax.legend(fontsize="small")
     ax.grid(alpha=0.3)
     return _save(fig, path)
@@ -92,7 +92,7 @@ def _heatmaps(result: SweepResult, summary: np.ndarray, path: Path) -> Path:
         ax.set_title(label, fontsize="medium")
     if image is not None:
         fig.colorbar(image, ax=fig.axes, label="mean return")
-    fig.suptitle(f"{result.env}: mean return (dashed box: training range; red: variants)")
+    fig.suptitle(f"{result.title}: mean return (dashed box: training range; red: variants)")
     return _save(fig, path)
 
 

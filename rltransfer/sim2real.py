@@ -375,6 +375,12 @@ class SweepResult:
     variants: dict[str, dict[str, float]]
     seed: int = 0
     notes: list[str] = field(default_factory=list)
+    sensors_of: str | None = None  # the variant whose sensors (noise, latency) every point kept
+
+    @property
+    def title(self) -> str:
+        """The env, and the variant whose sensors the sweep kept (if any)."""
+        return self.env + (f" with the sensors of {self.sensors_of!r}" if self.sensors_of else "")
 
     def summary(self) -> np.ndarray:
         """``(num_policies, num_points, 4)``: mean, std, ci low, ci high."""
@@ -416,9 +422,13 @@ def sweep(
     seed: int = 0,
     params: dict[str, float] | None = None,
     deterministic: bool = True,
+    variant: str | None = None,
 ) -> SweepResult:
     """Return of each policy at every grid point (each point: ``episodes`` episodes, seed ``seed``, so every
     policy and every point sees the same start states).
+
+    ``variant``: every point runs on that variant (its params, then ``params``, then the point's values,
+    and its sensors: noise and latency), e.g. to sweep a physical parameter on the delayed, noisy system.
 
     Raises:
         UnknownNameError / ParameterBoundsError / ConfigError: checked before anything is evaluated.
@@ -437,6 +447,10 @@ def sweep(
     if both:
         raise ConfigError(f"--set {', '.join(both)}: also swept by --param; give it in one place only")
     family.resolve_params(params)
+    if variant is not None:
+        from rltransfer.randomization import get_variant
+
+        get_variant(family, variant)  # unknown names: "Did you mean"
     points = sweep_grid(axes)
     loaded = [load_policy(p) for p in policies]
     names = [a.name for a in axes]
@@ -450,10 +464,11 @@ def sweep(
     for i, policy in enumerate(loaded):
         for j, point in enumerate(points):
             result = evaluate(policy, family, {**(params or {}), **point}, episodes=episodes, seed=seed,
-                              deterministic=deterministic)
+                              deterministic=deterministic, variant=variant)
             returns[i, j] = result.returns
     variants = {v: {n: float(var.params[n]) for n in names if n in var.params} for v, var in family.variants.items()}
-    return SweepResult(family.name, list(axes), policy_labels(policies), points, returns, training, variants, seed, notes)
+    return SweepResult(family.name, list(axes), policy_labels(policies), points, returns, training, variants, seed,
+                       notes, sensors_of=variant)
 
 
 def write_sweep(result: SweepResult, out: str | Path) -> tuple[Path, Path]:

@@ -356,14 +356,6 @@ def train_spec(
     """
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= 2**31 - 1:
         raise ConfigError(f"seed must be an integer in [0, 2**31 - 1], got {seed!r}")
-    loaded = None
-    if curriculum is not None:
-        from rltransfer.curricula import Curriculum, load_curriculum
-
-        loaded = curriculum if isinstance(curriculum, Curriculum) else load_curriculum(curriculum)
-        if loaded.randomize is not None and randomize is None and not (
-                isinstance(env, EnvSpec) and env.randomization is not None):
-            randomize = loaded.randomize  # the preset the curriculum schedules (ADR, ranges)
     if isinstance(env, EnvSpec):
         base = with_randomization(env, params, randomize, variant) if (params or randomize or variant) else env
     else:
@@ -383,16 +375,32 @@ def train_spec(
     episodes = spec.eval.episodes if eval_episodes is None else int(eval_episodes)
     if freq < 0 or episodes < 0:
         raise ConfigError(f"eval frequency and episodes must be >= 0, got {freq} and {episodes}")
-    curriculum_data = None
-    if loaded is not None:
-        loaded.check_against(family)
-        _check_curriculum_preset(loaded, base)
-        curriculum_data = loaded.model_dump(mode="json")
-    return RunSpec(
+    run = RunSpec(
         env=base, eval=EvalSpec(freq=freq, episodes=episodes, seed=eval_seed(seed), env=base.evaluation()),
-        agent=spec, steps=total, seed=seed, device=device, threads=threads, curriculum=curriculum_data,
+        agent=spec, steps=total, seed=seed, device=device, threads=threads,
         checkpoints=checkpoints or CheckpointSpec(), label=label or spec.name,
     )
+    return with_curriculum(run, curriculum) if curriculum is not None else run
+
+
+def with_curriculum(spec: RunSpec, curriculum: Any) -> RunSpec:
+    """``spec`` trained with ``curriculum`` (a name, a YAML path or a
+    :class:`~rltransfer.curricula.Curriculum`): its content goes into the spec's curriculum slot; the
+    preset it names (for ADR or range schedules) becomes the training envs' preset when the run has none.
+
+    Raises:
+        ConfigError: the curriculum is for another family, names another preset than the run's, fixes
+            parameters the preset draws, or schedules ranges the preset does not draw.
+    """
+    from rltransfer.curricula import Curriculum, load_curriculum
+
+    loaded = curriculum if isinstance(curriculum, Curriculum) else load_curriculum(curriculum)
+    env = spec.env
+    loaded.check_against(env.family)
+    if loaded.randomize is not None and env.randomization is None:
+        env = with_randomization(env, randomize=loaded.randomize)  # evaluation never gets a preset
+    _check_curriculum_preset(loaded, env)
+    return spec.model_copy(update={"env": env, "curriculum": loaded.model_dump(mode="json")})
 
 
 # ------------------------------------------------------------------------------------------ config.yaml

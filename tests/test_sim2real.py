@@ -184,6 +184,22 @@ def test_sweep_writes_csv_and_png_on_the_grid(policies: list[Path], tmp_path: Pa
     assert png_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_sweep_on_a_variant_keeps_its_sensors(policies: list[Path]) -> None:
+    """Every point of a variant sweep is the variant (its sensors included) with the swept value in place."""
+    from rltransfer.evaluation import evaluate
+
+    axes = [parse_axis("pole_mass=0.1:0.3:2")]
+    plain = sweep(policies[:1], "cartpole", axes, episodes=3, seed=3)
+    real = sweep(policies[:1], "cartpole", axes, episodes=3, seed=3, variant="real")
+    assert real.sensors_of == "real" and "sensors of 'real'" in real.title
+    for j, point in enumerate(real.points):
+        expected = evaluate(policies[0], "cartpole", point, episodes=3, seed=3, variant="real")
+        assert real.returns[0, j].tolist() == list(expected.returns)
+    assert not np.array_equal(plain.returns, real.returns)
+    with pytest.raises(UnknownNameError, match="Did you mean: 'real'"):
+        sweep(policies[:1], "cartpole", axes, episodes=1, variant="rael")
+
+
 def test_sweep_two_parameters_from_the_cli(policies: list[Path], tmp_path: Path,
                                            capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "sweep2"
