@@ -1,11 +1,14 @@
-"""Analysis of a benchmark folder's stored runs: per-run metrics, transfer-vs-scratch comparisons, verdicts.
+"""Analysis of a benchmark folder's stored runs: per-run metrics, arm-vs-scratch comparisons, verdicts.
 
 :func:`analyze` reads only what is stored (``suite.json``, each run's ``eval.npz``, ``status.json``,
 ``task.json`` and ``detection.json``), so it works on a finished or a partially finished benchmark and
 never trains anything. Per-run metrics come from :func:`rltransfer.metrics.run_metrics` (AUC normalized by
-the family's ``return_range``); per (pair, strategy, metric) it computes differences with bootstrap CIs,
+the family's ``return_range``); per (pair, arm, metric) it computes differences with bootstrap CIs,
 probability of improvement, Welch and Mann-Whitney p-values (Holm-adjusted across the suite's pairs x
-strategies), and the verdict on normalized AUC by :func:`rltransfer.statistics.judge_suite`.
+arms), and the verdict on normalized AUC by :func:`rltransfer.statistics.judge_suite`. An arm is a
+transfer strategy or a curriculum (the target agent trained from scratch with it): both are compared with
+the pair's scratch arm the same way; in the results a curriculum arm's ``strategy`` reads
+``curriculum:<name>`` (:attr:`ArmResult.kind` says which kind an arm is).
 Writing the results down is :mod:`rltransfer.report`'s job.
 """
 
@@ -21,7 +24,7 @@ import numpy as np
 
 from rltransfer.rundir import read_json, read_status
 from rltransfer.suite import (
-    DETECTION_FILE, EXPECTED, SCRATCH, TASK_FILE, PairSpec, Suite, stored_suite,
+    CURRICULUM_PREFIX, DETECTION_FILE, EXPECTED, SCRATCH, TASK_FILE, PairSpec, Suite, stored_suite,
 )
 
 __all__ = [
@@ -35,7 +38,7 @@ __all__ = [
     "collect_runs",
 ]
 
-#: Metrics compared per (pair, strategy): name -> (run_metrics key, higher is better).
+#: Metrics compared per (pair, arm): name -> (run_metrics key, higher is better).
 METRICS: dict[str, tuple[str, bool]] = {
     "jumpstart": ("initial", True),
     "asymptotic": ("asymptotic", True),
@@ -76,7 +79,8 @@ class RunRecord:
 
 @dataclass
 class MetricComparison:
-    """Transfer minus scratch on one metric (oriented: positive = transfer better)."""
+    """Arm minus scratch on one metric (oriented: positive = the arm better); ``*_transfer`` fields are
+    the arm's (a transfer or a curriculum arm)."""
 
     metric: str
     higher_is_better: bool
@@ -99,7 +103,8 @@ class MetricComparison:
 
 @dataclass
 class ArmResult:
-    """The verdict and comparisons of one transfer arm of one pair."""
+    """The verdict and comparisons of one arm of one pair (a transfer strategy, or a curriculum: then
+    ``strategy`` is ``curriculum:<name>`` and the ``*_transfer`` values are the curriculum arm's)."""
 
     pair: str
     arm: str
@@ -120,6 +125,11 @@ class ArmResult:
     #: absolute, of the transfer arm and of scratch (the jumpstart is their difference).
     zero_shot_transfer: float = math.nan
     zero_shot_scratch: float = math.nan
+
+    @property
+    def kind(self) -> str:
+        """``transfer`` or ``curriculum``."""
+        return "curriculum" if self.strategy.startswith(CURRICULUM_PREFIX) else "transfer"
 
     @property
     def expected(self) -> str | None:
@@ -163,7 +173,7 @@ class Analysis:
                          "eval": self.suite.eval.model_dump(), "detection": self.suite.detection.model_dump(),
                          "metrics": self.suite.metrics.model_dump()},
             "results": [{**{k: v for k, v in asdict(r).items() if k != "comparisons"},
-                         "expected": r.expected, "control_ok": r.control_ok,
+                         "kind": r.kind, "expected": r.expected, "control_ok": r.control_ok,
                          "comparisons": {m: asdict(c) for m, c in r.comparisons.items()}}
                         for r in self.results],
             "runs": [{k: v for k, v in asdict(r).items() if k not in ("steps", "returns")}
@@ -199,10 +209,7 @@ def _curve_for_metrics(run_dir: Path, budget: int) -> tuple[np.ndarray, np.ndarr
 
 
 def _arm_strategy(pair: PairSpec, arm: str) -> str:
-    for s in pair.strategies:
-        if s.arm == arm:
-            return s.name
-    return SCRATCH
+    return pair.arm_strategy(arm)
 
 
 def collect_runs(suite: Suite, out: Path) -> tuple[list[RunRecord], list[str]]:
@@ -220,7 +227,7 @@ def collect_runs(suite: Suite, out: Path) -> tuple[list[RunRecord], list[str]]:
         if threshold is None:
             threshold = family.success_threshold if family.success_threshold is not None else high
         budget = suite.budget_of(pair)
-        for arm in [SCRATCH, *[s.arm for s in pair.strategies]]:
+        for arm in [SCRATCH, *pair.arms]:
             for seed in suite.seed_list:
                 key = f"runs/{owners[pair.name] if arm == SCRATCH else pair.name}/{arm}/seed{seed}"
                 run_dir = out / key
@@ -302,11 +309,11 @@ def analyze(out: str | Path) -> Analysis:
     arms: dict[tuple[str, str], tuple[list[RunRecord], list[RunRecord]]] = {}
     for pair in suite.pairs:
         scratch = [r for r in runs if r.pair == pair.name and r.arm == SCRATCH]
-        for strat in pair.strategies:
-            transfer = [r for r in runs if r.pair == pair.name and r.arm == strat.arm]
+        for arm in pair.arms:
+            transfer = [r for r in runs if r.pair == pair.name and r.arm == arm]
             if transfer and scratch:
-                keys.append((pair.name, strat.arm))
-                arms[(pair.name, strat.arm)] = (transfer, scratch)
+                keys.append((pair.name, arm))
+                arms[(pair.name, arm)] = (transfer, scratch)
 
     def values(rs: list[RunRecord], metric: str, budget: int) -> np.ndarray:
         name = METRICS[metric][0]
@@ -329,7 +336,7 @@ def analyze(out: str | Path) -> Analysis:
                 c.censored_scratch = int(sum(r.metrics["ttt_censored"] for r in scratch))
             comps[metric] = c
         comparisons[key] = comps
-    for metric in METRICS:  # Holm across the suite's pairs x strategies, per metric
+    for metric in METRICS:  # Holm across the suite's pairs x arms, per metric
         eligible = [k for k in keys if min(comparisons[k][metric].n_transfer,
                                            comparisons[k][metric].n_scratch) >= suite.min_seeds]
         raw = [comparisons[k][metric].welch_p for k in eligible]

@@ -11,13 +11,15 @@ analysis of the stored runs (:mod:`rltransfer.analysis`)::
       sources/<config-hash>/           one run directory per distinct source training spec
       runs/<pair>/scratch/seed<k>/     the scratch arm: target agent with the source's architecture
       runs/<pair>/<strategy>/seed<k>/  each transfer arm (+ detection.json: the online detector)
+      runs/<pair>/<curriculum>/seed<k>/  each curriculum arm: scratch with the curriculum (+ detection.json)
       report.md, report.json, runs.csv, comparisons.csv, *.png, tb_summary/<pair>/
 
 Caching and resume: every run directory gets ``task.json`` (the task's fingerprint, a hash of
 everything that determines its result) when it starts, marked complete when it ends. A run whose
 ``status.json`` says done and whose ``task.json`` is complete with the same fingerprint is skipped;
 anything else found in its place (a crash, a kill, a changed suite) is deleted and rerun. Sources come
-first; each pair's scratch runs come before its transfer runs (the online detector compares with them).
+first; each pair's scratch runs come before its transfer and curriculum runs (the online detector compares
+with them).
 
 The suite schema and the analysis used to live here; their public names are re-exported, so
 ``from rltransfer.benchmark import Suite, load_suite, analyze`` keeps working.
@@ -68,6 +70,9 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+#: Task kinds of the arms compared with scratch (online detection, the detector's fallback).
+ARM_KINDS = ("transfer", "curriculum")
+
 
 # ------------------------------------------------------------------------------------------------ tasks
 
@@ -77,17 +82,18 @@ class Task:
     """One run of a benchmark, as data a worker process can receive.
 
     Attributes:
-        kind: ``source``, ``scratch`` or ``transfer``.
+        kind: ``source``, ``scratch``, ``transfer`` or ``curriculum`` (the last two: arms compared with
+            scratch).
         key: ``sources/<hash>`` or ``runs/<pair>/<arm>/seed<k>`` (also its folder under the output).
         run_dir: absolute path of the run directory.
         fingerprint: hash of everything that determines the run's result.
         spec: what the worker needs (JSON-able).
         deps: keys of the tasks that must be done first.
         pair, arm, seed: where it belongs (``None`` for sources).
-        scratch: keys of the scratch runs a transfer arm is compared with (its pair's, or a shared set).
+        scratch: keys of the scratch runs an arm is compared with (its pair's, or a shared set).
     """
 
-    kind: Literal["source", "scratch", "transfer"]
+    kind: Literal["source", "scratch", "transfer", "curriculum"]
     key: str
     run_dir: str
     fingerprint: str
@@ -100,23 +106,26 @@ class Task:
 
 
 def expand(suite: Suite, out: str | Path) -> list[Task]:
-    """All the runs of a suite, in a good order to start them: sources, then scratch runs, then transfers.
+    """All the runs of a suite, in a good order to start them: sources, then scratch runs, then transfers,
+    then curriculum arms.
 
     Each run is a resolved :class:`~rltransfer.spec.RunSpec` (:mod:`rltransfer.arms`) and its fingerprint
     is the spec's content hash. Sources with the same spec are one task, shared by every pair that uses
-    them; so are scratch runs with the same spec (they live under the first such pair).
+    them (a pair trains its source only if it has transfer arms); so are scratch runs with the same spec
+    (they live under the first such pair).
     """
-    from rltransfer.arms import pair_plan, scratch_spec, transfer_arm_spec
+    from rltransfer.arms import curriculum_arm_spec, pair_plan, scratch_spec, transfer_arm_spec
 
     out = Path(out).resolve()
     sources: dict[str, Task] = {}
     scratch: dict[str, Task] = {}
     scratch_by_fp: dict[str, Task] = {}
     transfers: list[Task] = []
+    curricula: list[Task] = []
     for pair in suite.pairs:
         plan = pair_plan(suite, pair, out, suite.save_freq)
         deps: tuple[str, ...] = ()
-        if plan.source_run is not None and plan.source_key is not None:
+        if pair.strategies and plan.source_run is not None and plan.source_key is not None:
             key = plan.source_key
             if key not in sources:
                 sources[key] = Task("source", key, str(out / key), plan.source_run.fingerprint(),
@@ -143,7 +152,14 @@ def expand(suite: Suite, out: str | Path) -> list[Task]:
                 transfers.append(Task("transfer", key, str(out / key), spec.fingerprint(),
                                       spec.model_dump(mode="json"), t_deps, pair.name, strat.arm, seed,
                                       tuple(scratch_keys)))
-    return [*sources.values(), *scratch.values(), *transfers]
+        for entry in pair.curricula:
+            for seed in suite.seed_list:
+                key = f"runs/{pair.name}/{entry.arm}/seed{seed}"
+                spec = curriculum_arm_spec(plan, entry, seed, references, ref_fps)
+                curricula.append(Task("curriculum", key, str(out / key), spec.fingerprint(),
+                                      spec.model_dump(mode="json"), tuple(scratch_keys) if det else (), pair.name,
+                                      entry.arm, seed, tuple(scratch_keys)))
+    return [*sources.values(), *scratch.values(), *transfers, *curricula]
 
 
 # ----------------------------------------------------------------------------------------- running one
@@ -173,7 +189,7 @@ def scratch_owners_of(tasks: Sequence[Task], suite: Suite) -> dict[str, str]:
     owners: dict[str, str] = {}
     scratch = {t.key: t.pair for t in tasks if t.kind == "scratch"}
     for t in tasks:
-        if t.kind == "transfer" and t.pair not in owners and t.scratch:
+        if t.kind in ARM_KINDS and t.pair not in owners and t.scratch:
             owners[str(t.pair)] = str(scratch[t.scratch[0]])
     for pair in suite.pairs:
         owners.setdefault(pair.name, pair.name)
@@ -206,7 +222,8 @@ def run_task(task: Task) -> dict[str, Any]:
 
     A run of the same task that was killed or interrupted continues from its last checkpoint; anything
     else in its directory (a failure, a changed task) is deleted and the run starts over. The directory is
-    written as every run directory is, plus ``task.json`` (and ``detection.json`` for transfer arms).
+    written as every run directory is, plus ``task.json`` (and ``detection.json`` for transfer and
+    curriculum arms).
     """
     from rltransfer.detection import NegativeTransferWarning
     from rltransfer.pipeline import execute
@@ -226,7 +243,7 @@ def run_task(task: Task) -> dict[str, Any]:
         result = execute(spec, run_dir, command=_command(task), from_checkpoint=checkpoint)
         extra: dict[str, Any] = {"final_mean": result.final_mean if result.curve.mean else None,
                                  "resumed_from": str(checkpoint) if checkpoint else None}
-        if task.kind == "transfer":
+        if task.kind in ARM_KINDS:
             extra.update(_after_transfer(task, spec, run_dir))
     seconds = round(time.time() - start, 3)
     _mark(task, complete=True, seconds=seconds)
@@ -234,7 +251,8 @@ def run_task(task: Task) -> dict[str, Any]:
 
 
 def _after_transfer(task: Task, spec: Any, run_dir: Path) -> dict[str, Any]:
-    """The detector's ``fallback`` action: after an alarm, train from scratch for the rest of the budget."""
+    """The detector's ``fallback`` action: after an alarm, train from scratch for the rest of the budget
+    (no transfer, no curriculum)."""
     from rltransfer.pipeline import execute
 
     if spec.detection is None or not (run_dir / DETECTION_FILE).is_file():
@@ -244,8 +262,8 @@ def _after_transfer(task: Task, spec: Any, run_dir: Path) -> dict[str, Any]:
     if alarm is not None and spec.detection.settings.get("action") == "fallback":
         rest = int(spec.steps) - int(alarm)
         if rest > 0:
-            fallback = spec.model_copy(update={"transfer": None, "detection": None, "steps": rest,
-                                               "label": "fallback"})
+            fallback = spec.model_copy(update={"transfer": None, "curriculum": None, "detection": None,
+                                               "steps": rest, "label": "fallback"})
             fb = execute(fallback, run_dir / "fallback", command=_command(task) + " (fallback from scratch)")
             record["fallback"] = {"steps": rest, "run_dir": "fallback", "final_mean": fb.final_mean}
             atomic_write_json(run_dir / DETECTION_FILE, record)

@@ -20,7 +20,7 @@ import numpy as np
 
 from rltransfer.analysis import METRICS, Analysis, ArmResult, RunRecord, analyze
 from rltransfer.rundir import atomic_write_json, atomic_write_text
-from rltransfer.suite import SCRATCH
+from rltransfer.suite import CURRICULUM_PREFIX, SCRATCH
 
 __all__ = ["markdown_report", "plot_curves", "plot_intervals", "plot_poi", "write_report"]
 
@@ -93,9 +93,27 @@ def _seeds_needed(x: float) -> str:
     return ">1000" if math.isinf(x) else f"~{int(x)}"
 
 
+def _has_curricula(results: Sequence[ArmResult]) -> bool:
+    return any(r.kind == "curriculum" for r in results)
+
+
+def _arm_column(results: Sequence[ArmResult]) -> str:
+    """The arm column's header: ``strategy`` in a transfer-only report (as it always was), else ``arm``."""
+    return "arm" if _has_curricula(results) else "strategy"
+
+
+def _arm_cell(r: ArmResult) -> str:
+    """The arm's label, and for a curriculum arm its kind (and curriculum, when the label is another name)."""
+    if r.kind != "curriculum":
+        return r.arm
+    name = r.strategy.removeprefix(CURRICULUM_PREFIX)
+    return f"{r.arm} (curriculum)" if name == r.arm else f"{r.arm} (curriculum {name})"
+
+
 def verdict_table(analysis: Analysis) -> str:
-    """The headline table: one row per pair and strategy (markdown)."""
-    head = ("| pair | role | strategy | runs | zero-shot (transfer / scratch) | jumpstart | asymptotic "
+    """The headline table: one row per pair and arm (markdown)."""
+    head = (f"| pair | role | {_arm_column(analysis.results)} | runs | zero-shot (transfer / scratch) "
+            "| jumpstart | asymptotic "
             "| normalized AUC | time to threshold "
             "| transfer ratio | P(improvement) | p (Welch, raw / Holm) | verdict | detector: compute saved |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
@@ -116,7 +134,7 @@ def _row(r: ArmResult) -> list[str]:
     if r.control_ok is not None:
         verdict += f" {'✓' if r.control_ok else '✗'} expected {r.expected}"
     return [
-        r.pair, r.role, r.arm, f"{auc.n_transfer} vs {auc.n_scratch}",
+        r.pair, r.role, _arm_cell(r), f"{auc.n_transfer} vs {auc.n_scratch}",
         f"{_f(r.zero_shot_transfer)} / {_f(r.zero_shot_scratch)}",
         _ci(c["jumpstart"].diff, c["jumpstart"].ci_low, c["jumpstart"].ci_high),
         _ci(c["asymptotic"].diff, c["asymptotic"].ci_low, c["asymptotic"].ci_high),
@@ -166,7 +184,7 @@ def markdown_report(analysis: Analysis) -> str:
               "Every other cell is transfer minus scratch (mean over seeds) with a 95% stratified-bootstrap "
               "interval; time to threshold is in environment steps (negative = transfer reaches the "
               "threshold sooner). P(improvement) and the p-values are on normalized AUC, the primary "
-              "metric.", "", verdict_table(analysis), ""]
+              "metric." + _curriculum_note(analysis.results), "", verdict_table(analysis), ""]
     shared = sorted({(r.pair, r.scratch_from) for r in analysis.results
                      if r.scratch_from and r.scratch_from != r.pair})
     if shared:
@@ -178,20 +196,21 @@ def markdown_report(analysis: Analysis) -> str:
         ok = sum(bool(r.control_ok) for r in controls)
         lines += [f"Control pairs as expected: {ok} of {len(controls)}.", ""]
     lines += ["### Per-metric details", "",
-              "| pair | strategy | metric | transfer mean | scratch mean | difference [95% CI] "
-              "| P(improvement) | Welch p | Mann-Whitney p | Holm p |",
+              f"| pair | {_arm_column(analysis.results)} | metric | transfer mean | scratch mean "
+              "| difference [95% CI] | P(improvement) | Welch p | Mann-Whitney p | Holm p |",
               "|---|---|---|---|---|---|---|---|---|---|"]
     for r in analysis.results:
         for m, c in r.comparisons.items():
             poi = f"{_f(c.prob_improvement, 2)} [{_f(c.poi_low, 2)}, {_f(c.poi_high, 2)}]"
             lines.append(
-                f"| {r.pair} | {r.arm} | {METRIC_LABELS[m]} | {_f(c.mean_transfer)} | {_f(c.mean_scratch)} | "
+                f"| {r.pair} | {_arm_cell(r)} | {METRIC_LABELS[m]} | {_f(c.mean_transfer)} | {_f(c.mean_scratch)} | "
                 f"{_ci(c.diff, c.ci_low, c.ci_high)} | {poi} | {_p(c.welch_p)} | {_p(c.mann_whitney_p)} | "
                 f"{_p(c.holm_p)} |")
     lines += ["", "Differences of time to threshold here are oriented (positive = transfer faster).", ""]
     lines += ["### Verdicts", ""]
     for r in analysis.results:
-        lines.append(f"- **{r.pair} / {r.arm}: {r.label}**: {r.reason}.")
+        kind = " (curriculum arm)" if r.kind == "curriculum" else ""
+        lines.append(f"- **{r.pair} / {r.arm}: {r.label}**{kind}: {r.reason}.")
     lines += ["", "## Plots", ""]
     for key, title in (("curves", "Learning curves"), ("intervals", "Difference in normalized AUC"),
                        ("poi", "Probability of improvement")):
@@ -203,6 +222,15 @@ def markdown_report(analysis: Analysis) -> str:
               "arms share tags such as `eval/mean_return`); `tb_summary/<pair>` holds each pair's table and "
               "hparams.", ""]
     return "\n".join(lines)
+
+
+def _curriculum_note(results: Sequence[ArmResult]) -> str:
+    """How to read the tables' "transfer" for curriculum arms (empty in a transfer-only report)."""
+    if not _has_curricula(results):
+        return ""
+    return (" Rows marked *curriculum* are curriculum arms: the scratch arm's agent trained from its own "
+            "initialization with the curriculum (no transfer); read \"transfer\" in their cells as the "
+            "curriculum arm (its zero-shot is the untrained policy's, like scratch's).")
 
 
 _ACTIONS = {
@@ -230,9 +258,17 @@ def _methods(analysis: Analysis) -> str:
         f"the suite's pairs x strategies; a verdict needs at least {s.min_seeds} seeds per arm "
         f"(alpha = {s.alpha}).",
     ]
-    if det.enable:
+    if any(p.curricula for p in s.pairs):
         parts.append(
-            "Online detection on transfer arms: each evaluation (averaged over the last "
+            "A curriculum arm trains the scratch arm's agent (same seeds, budget and evaluation) with the "
+            "curriculum's stages applied to the training envs only (evaluation stays on the target's "
+            "parameters), so only the parameter schedule differs from scratch; it is compared with scratch "
+            "exactly like a transfer arm (same metrics, intervals, Holm adjustment and verdict rule)."
+        )
+    if det.enable:
+        arms = "transfer and curriculum arms" if any(p.curricula for p in s.pairs) else "transfer arms"
+        parts.append(
+            f"Online detection on {arms}: each evaluation (averaged over the last "
             f"{det.window}) is compared with the pair's scratch curves (one-sided confidence "
             f"{det.confidence}, {det.patience} consecutive worse evaluations, not before evaluation "
             f"{det.min_evals}); action `{det.action}`. {_ACTIONS[det.action]}"
@@ -327,7 +363,7 @@ def plot_curves(analysis: Analysis, path: Path) -> None:
     for ax, pair in zip(axes.flat, pairs):
         budget = suite.budget_of(pair)
         grid = np.linspace(0, budget, 101)
-        arms = [SCRATCH, *[s.arm for s in pair.strategies]]
+        arms = [SCRATCH, *pair.arms]
         for i, arm in enumerate(arms):
             runs = analysis.runs_of(pair.name, arm)
             if not runs:
@@ -354,7 +390,7 @@ def plot_curves(analysis: Analysis, path: Path) -> None:
 
 
 def _labels(results: Sequence[ArmResult]) -> list[str]:
-    return [f"{r.pair} / {r.arm}" for r in results]
+    return [f"{r.pair} / {_arm_cell(r)}" for r in results]
 
 
 def _interval_plot(results: Sequence[ArmResult], path: Path, values: list[tuple[float, float, float]],
@@ -386,12 +422,14 @@ def _interval_plot(results: Sequence[ArmResult], path: Path, values: list[tuple[
 
 
 def plot_intervals(results: Sequence[ArmResult], path: Path, alpha: float = 0.05) -> None:
-    """Interval estimates: normalized AUC difference (transfer - scratch) with its CI per pair x strategy."""
+    """Interval estimates: normalized AUC difference (arm - scratch) with its CI per pair x arm."""
     values = [(r.comparisons["auc"].diff, r.comparisons["auc"].ci_low, r.comparisons["auc"].ci_high)
               for r in results]
-    _interval_plot(results, path, values, 0.0,
-                   f"normalized AUC difference, transfer - scratch ({1 - alpha:.0%} CI)",
-                   "Transfer effect per pair and strategy")
+    if _has_curricula(results):
+        xlabel, title = "normalized AUC difference, arm - scratch", "Effect per pair and arm (transfer or curriculum)"
+    else:
+        xlabel, title = "normalized AUC difference, transfer - scratch", "Transfer effect per pair and strategy"
+    _interval_plot(results, path, values, 0.0, f"{xlabel} ({1 - alpha:.0%} CI)", title)
 
 
 def plot_poi(results: Sequence[ArmResult], path: Path, alpha: float = 0.05) -> None:

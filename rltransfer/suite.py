@@ -1,7 +1,9 @@
 """Benchmark suites as data: the YAML schema, its loading and checking, and where a suite's runs live.
 
 A suite (``benchmarks/<name>.yaml``) lists *pairs*: a source policy (trained from a spec, or an existing
-bundle / SB3 zip) and a target task, plus the transfer strategies to compare with training from scratch.
+bundle / SB3 zip) and a target task, plus the arms to compare with training from scratch: transfer
+strategies, and curricula (the target agent trained from scratch with a curriculum; a pair of curriculum
+arms only needs no source).
 :func:`load_suite` validates one (unknown keys are errors naming the file and key path) and resolves every
 name it uses (:func:`check_suite`); :func:`save_suite` / :func:`stored_suite` keep the validated suite in
 a benchmark folder as ``suite.json``, which reports are rendered from.
@@ -30,11 +32,13 @@ from rltransfer.limits import short_repr
 from rltransfer.rundir import atomic_write_json, read_json
 
 __all__ = [
+    "CURRICULUM_PREFIX",
     "DETECTION_FILE",
     "EXPECTED",
     "ROLES",
     "SCRATCH",
     "TASK_FILE",
+    "CurriculumEntry",
     "DetectionSettings",
     "EvalSpec",
     "MetricsSettings",
@@ -57,9 +61,11 @@ EXPECTED = {"useful": "positive", "planted_negative": "negative", "null": "not p
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 #: The from-scratch arm of every pair (a strategy label may not take this name).
 SCRATCH = "scratch"
+#: What the ``strategy`` of a curriculum arm reads as in analyses and reports: ``curriculum:<name>``.
+CURRICULUM_PREFIX = "curriculum:"
 #: In every run directory of a benchmark: the task's fingerprint and whether it completed.
 TASK_FILE = "task.json"
-#: In a transfer arm's run directory: what the online negative-transfer detector saw and did.
+#: In a transfer or curriculum arm's run directory: what the online negative-transfer detector saw and did.
 DETECTION_FILE = "detection.json"
 
 
@@ -108,6 +114,11 @@ class TrainSource(Strict):
         "relative to the suite file)",
     )
     variant: str | None = Field(default=None, max_length=100, description="train on this variant of the family")
+    curriculum: str | None = Field(
+        default=None, max_length=4096,
+        description="train with this curriculum (a shipped name, or a curriculum .yaml file relative to the suite "
+        "file); its family must be the source env's",
+    )
 
     @field_validator("training_wrappers", mode="before")
     @classmethod
@@ -123,8 +134,8 @@ class SourceSpec(Strict):
     * ``train: {...}``: a training spec (:class:`TrainSource`);
     * ``policy: PATH``: an rltransfer bundle, a run directory or any SB3 zip (relative to the suite file).
 
-    A trained source may use domain randomization (``train.randomize``) or a variant (``train.variant``);
-    further kinds (sources trained with a curriculum) become further keys.
+    A trained source may use domain randomization (``train.randomize``), a variant (``train.variant``) or a
+    curriculum (``train.curriculum``).
     """
 
     train: TrainSource | None = None
@@ -181,15 +192,60 @@ class StrategyEntry(Strict):
         return self.label or self.name
 
 
+class CurriculumEntry(Strict):
+    """A curriculum arm: the pair's target agent trained from scratch on the target with a curriculum.
+
+    In YAML either a bare name (``mountaincar-power``: a shipped curriculum, or a curriculum ``.yaml`` file
+    relative to the suite file) or ``{name: mountaincar-power, label: power-curriculum}``. The arm's label
+    defaults to the name (a file's stem for a path).
+    """
+
+    name: str = Field(max_length=4096)
+    label: str | None = Field(default=None, max_length=MAX_NAME_CHARS)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, v: Any) -> Any:
+        return {"name": v} if isinstance(v, str) else v
+
+    @model_validator(mode="after")
+    def _check(self) -> CurriculumEntry:
+        if self.label is not None and not _NAME.match(self.label):
+            raise ValueError(f"label {short_repr(self.label)} must be letters, digits, '_', '-' or '.'")
+        if self.label is None and not _NAME.match(self.arm):
+            raise ValueError(
+                f"curriculum {short_repr(self.name)} gives no usable arm name ({short_repr(self.arm)}); give it a "
+                "'label' of letters, digits, '_', '-' or '.'"
+            )
+        return self
+
+    @property
+    def arm(self) -> str:
+        return self.label or Path(self.name).stem
+
+    @property
+    def strategy(self) -> str:
+        """How the arm reads in the ``strategy`` column of analyses and reports: ``curriculum:<name>``."""
+        return f"{CURRICULUM_PREFIX}{Path(self.name).stem}"
+
+
 class PairSpec(Strict):
-    """One source -> target pair and the strategies compared with scratch on it."""
+    """One target task and the arms compared with scratch on it: transfer strategies from a source, and
+    curricula (the target agent trained from scratch with a curriculum).
+
+    ``source`` is needed when there are strategies; a pair of curriculum arms only may leave it out, and then
+    names its target agent with ``agent`` (there is no source to take the algorithm and architecture from).
+    """
 
     name: str = Field(max_length=MAX_NAME_CHARS)
-    source: SourceSpec
+    source: SourceSpec | None = None
     target: TargetSpec
-    strategies: list[StrategyEntry] = Field(min_length=1, max_length=64)
+    strategies: list[StrategyEntry] = Field(default_factory=list, max_length=64)
+    curricula: list[CurriculumEntry] = Field(default_factory=list, max_length=64)
     agent: str | None = Field(
-        default=None, max_length=4096, description="target agent (name or YAML path); default: shipped"
+        default=None, max_length=4096,
+        description="target agent (name or YAML path); default: the shipped agent of the source's algorithm "
+        "(required when the pair has no source)",
     )
     role: Literal[ROLES] = "other"  # type: ignore[valid-type]
     description: str = ""
@@ -211,13 +267,51 @@ class PairSpec(Strict):
 
     @model_validator(mode="after")
     def _arms(self) -> PairSpec:
-        arms = [s.arm for s in self.strategies]
-        dup = sorted({a for a in arms if arms.count(a) > 1})
+        if not self.strategies and not self.curricula:
+            raise ValueError("a pair needs at least one arm to compare with scratch: 'strategies' and/or 'curricula'")
+        if self.strategies and self.source is None:
+            raise ValueError("a pair with 'strategies' needs a 'source' to transfer from")
+        if self.source is None and self.agent is None:
+            raise ValueError(
+                "a pair without a source needs 'agent' (a shipped agent name such as sac, or a YAML path): "
+                "there is no source to take the target agent's algorithm from"
+            )
+        strategies = [s.arm for s in self.strategies]
+        dup = sorted({a for a in strategies if strategies.count(a) > 1})
         if dup:
             raise ValueError(f"strategies {short_repr(dup)} appear twice; give each a distinct 'label'")
+        arms = self.arms
+        dup = sorted({a for a in arms if arms.count(a) > 1})
+        if dup:
+            raise ValueError(
+                f"arms {short_repr(dup)} appear twice among strategies and curricula; give each a distinct 'label'"
+            )
         if SCRATCH in arms:
             raise ValueError(f"'{SCRATCH}' is the from-scratch arm; pick another label")
         return self
+
+    @property
+    def arms(self) -> list[str]:
+        """The labels of the arms compared with scratch: strategies first, then curricula."""
+        return [s.arm for s in self.strategies] + [c.arm for c in self.curricula]
+
+    def arm_kind(self, arm: str) -> Literal["scratch", "transfer", "curriculum"]:
+        """Whether ``arm`` is the scratch arm, a transfer strategy or a curriculum."""
+        if any(s.arm == arm for s in self.strategies):
+            return "transfer"
+        if any(c.arm == arm for c in self.curricula):
+            return "curriculum"
+        return "scratch"
+
+    def arm_strategy(self, arm: str) -> str:
+        """What ``arm`` applies: a strategy's name, ``curriculum:<name>``, or ``scratch``."""
+        for s in self.strategies:
+            if s.arm == arm:
+                return s.name
+        for c in self.curricula:
+            if c.arm == arm:
+                return c.strategy
+        return SCRATCH
 
 
 class MetricsSettings(Strict):
@@ -314,7 +408,8 @@ def load_suite(name_or_path: str | Path) -> Suite:
     """Load and check a suite by shipped name (``quick``) or YAML path.
 
     Everything is checked before anything runs: keys (unknown ones are errors naming the file and key
-    path), strategy names and options, env families, parameter bounds, agents, wrappers, policy paths.
+    path), strategy names and options, env families, parameter bounds, agents, wrappers, policy paths,
+    curricula (names, files and families).
 
     Raises:
         ConfigError: with the file, the key path and what would be valid.
@@ -327,13 +422,18 @@ def load_suite(name_or_path: str | Path) -> Suite:
         if pair.agent is not None:
             pair.agent = _resolve_path(pair.agent, base)
         pair.target.env = _resolve_path(pair.target.env, base)
-        if pair.source.train is not None:
-            pair.source.train.agent = _resolve_path(pair.source.train.agent, base)
-            pair.source.train.env = _resolve_path(pair.source.train.env, base)
-            if pair.source.train.randomize is not None:
-                pair.source.train.randomize = _resolve_path(pair.source.train.randomize, base)
-        if pair.source.policy is not None:
-            pair.source.policy = _resolve_path(pair.source.policy, base)
+        for entry in pair.curricula:
+            entry.name = _resolve_path(entry.name, base)
+        source = pair.source
+        if source is not None and source.train is not None:
+            source.train.agent = _resolve_path(source.train.agent, base)
+            source.train.env = _resolve_path(source.train.env, base)
+            if source.train.randomize is not None:
+                source.train.randomize = _resolve_path(source.train.randomize, base)
+            if source.train.curriculum is not None:
+                source.train.curriculum = _resolve_path(source.train.curriculum, base)
+        if source is not None and source.policy is not None:
+            source.policy = _resolve_path(source.policy, base)
     check_suite(suite)
     return suite
 
@@ -363,9 +463,29 @@ def _check_env(family: Any, params: dict[str, float], variant: str | None, rando
         raise ConfigError(f"{loc}: {exc}") from None
 
 
+def _check_curriculum(name: str, family: Any, loc: str) -> None:
+    """A curriculum a pair uses: it exists (unknown names get "Did you mean"), is valid, and is for ``family``
+    (the env it trains on) within that family's bounds; errors name ``loc``, the key."""
+    from rltransfer.curricula import load_curriculum
+
+    try:
+        curriculum = load_curriculum(name)
+    except RLTransferError as exc:
+        raise ConfigError(f"{loc}: {exc}") from None
+    if curriculum.family != family.name:
+        raise ConfigError(
+            f"{loc}: curriculum {curriculum.name!r} ({curriculum.source}) is for env family {curriculum.family!r}, "
+            f"but it would train on {family.name!r}; use a curriculum of family {family.name!r}"
+        )
+    try:
+        curriculum.check_against(family)  # the stages' values within this family's bounds (a family file may differ)
+    except RLTransferError as exc:
+        raise ConfigError(f"{loc}: {exc}") from None
+
+
 def check_suite(suite: Suite) -> None:
     """Resolve every name the suite uses (families, variants, randomization presets, agents, parameters,
-    policy files)."""
+    policy files, curricula)."""
     from rltransfer.config import load_agent, load_family
 
     where = suite.source_file or suite.name
@@ -385,6 +505,10 @@ def check_suite(suite: Suite) -> None:
                 load_agent(pair.agent, family.name)
             except RLTransferError as exc:
                 raise ConfigError(f"{loc}.agent: {exc}") from None
+        for j, entry in enumerate(pair.curricula):
+            _check_curriculum(entry.name, family, f"{where}: pairs.{i}.curricula.{j} (pair {pair.name})")
+        if pair.source is None:
+            continue
         train = pair.source.train
         if train is not None:
             try:
@@ -396,6 +520,14 @@ def check_suite(suite: Suite) -> None:
                 load_agent(train.agent, src_family.name)
             except RLTransferError as exc:
                 raise ConfigError(f"{loc}.source.train.agent: {exc}") from None
+            if train.curriculum is not None:
+                _check_curriculum(train.curriculum, src_family, f"{loc}.source.train.curriculum")
+                from rltransfer.arms import source_spec
+
+                try:  # with the source's preset and variant (a parameter both fix and draw is refused)
+                    source_spec(train)
+                except RLTransferError as exc:
+                    raise ConfigError(f"{loc}.source.train.curriculum: {exc}") from None
         elif pair.source.policy is not None and not Path(pair.source.policy).exists():
             raise ConfigError(f"{loc}.source.policy: {pair.source.policy} does not exist")
 
@@ -404,8 +536,19 @@ def check_suite(suite: Suite) -> None:
 
 
 def save_suite(suite: Suite, out: Path) -> None:
-    """Write the validated suite to ``out/suite.json`` (what reports are rendered from)."""
-    atomic_write_json(out / "suite.json", {"source_file": suite.source_file, **suite.model_dump(mode="json")})
+    """Write the validated suite to ``out/suite.json`` (what reports are rendered from).
+
+    Curriculum keys left at their defaults (no ``curricula``, no source ``curriculum``) are not written, so a
+    suite without curricula is stored exactly as before they existed (and older versions can read it).
+    """
+    data = suite.model_dump(mode="json")
+    for pair in data["pairs"]:
+        if not pair.get("curricula"):
+            pair.pop("curricula", None)
+        train = (pair.get("source") or {}).get("train")
+        if train is not None and train.get("curriculum") is None:
+            train.pop("curriculum", None)
+    atomic_write_json(out / "suite.json", {"source_file": suite.source_file, **data})
 
 
 def stored_suite(out: str | Path) -> Suite:

@@ -134,7 +134,8 @@ def test_mountaincar_power_starts_strong_and_ramps_to_nominal() -> None:
     family = load_family("mountaincar")
     first, last = curriculum.stages  # type: ignore[misc]
     assert first.params["power"] >= 0.003 and last.params["power"] == family.params["power"].nominal
-    assert last.ramp is not None and 30_000 <= first.until.steps + last.ramp.steps <= 50_000  # type: ignore[union-attr]
+    # the curricula suite's 30k-step runs end with at least 10k steps at the nominal power they are judged on
+    assert last.ramp is not None and first.until.steps + last.ramp.steps <= 20_000  # type: ignore[union-attr]
 
 
 def test_bad_curricula_name_file_key_and_value(tmp_path: Path) -> None:
