@@ -8,6 +8,8 @@ A bundle is a folder::
                           parameters, wrappers, steps, seed, library versions, sha256 of every other file
       manifest.sha256     the seal: sha256 of manifest.json's bytes, checked before the manifest is parsed
       normalization.json  observation-normalization statistics (only when the agent normalizes)
+      vecnormalize.pkl    the same statistics written by SB3's own ``VecNormalize.save``, for plain-SB3 users
+                          (``VecNormalize.load`` + ``PPO.load``); listed and hashed, never read by rltransfer
 
 Everything inside a bundle is untrusted (see the README's trust boundary). :func:`load_bundle` checks the
 seal, reads the manifest within a size and nesting budget into a typed model that rejects unknown keys,
@@ -55,7 +57,7 @@ from rltransfer.environments import WrapperSpec
 from rltransfer.errors import BundleError, ResourceLimitError, UnsafeFileError
 from rltransfer.normalization import NormalizationStats
 from rltransfer.rundir import atomic_write_json, atomic_write_text, replace_dir, versions
-from rltransfer.sb3layout import ALGOS, OFF_POLICY, algo_class, optimizer_classes
+from rltransfer.sb3layout import ALGOS, OFF_POLICY, algo_class, optimizer_classes, policy_alias
 from rltransfer.sb3zip import ACTIVATIONS, check_net_arch, read_sb3_zip, space_from_json, space_to_json
 
 #: Format 2 adds the seal (``manifest.sha256``) and the family's content; format 1 bundles still load,
@@ -65,6 +67,8 @@ MODEL_FILE = "model.zip"
 MANIFEST_FILE = "manifest.json"
 SEAL_FILE = "manifest.sha256"
 NORM_FILE = "normalization.json"
+#: SB3's own pickle of the normalization wrapper, for users of plain SB3; rltransfer never unpickles it.
+VECNORMALIZE_FILE = "vecnormalize.pkl"
 #: A curriculum's final state (stages entered, ranges, ADR queues), when the policy was trained with one.
 CURRICULUM_FILE = "curriculum.json"
 
@@ -170,6 +174,8 @@ def save_bundle(
         if normalization is not None:
             normalization.save(tmp / NORM_FILE)
             files[NORM_FILE] = sha256(tmp / NORM_FILE)
+            _sb3_vecnormalize(model, vec_normalize, normalization).save(str(tmp / VECNORMALIZE_FILE))
+            files[VECNORMALIZE_FILE] = sha256(tmp / VECNORMALIZE_FILE)
         if curriculum is not None:
             atomic_write_json(tmp / CURRICULUM_FILE, curriculum)
             files[CURRICULUM_FILE] = sha256(tmp / CURRICULUM_FILE)
@@ -208,6 +214,19 @@ def save_bundle(
     return path
 
 
+def _sb3_vecnormalize(model: BaseAlgorithm, vec_normalize: VecNormalize | None,
+                      normalization: NormalizationStats) -> VecNormalize:
+    """The ``VecNormalize`` whose ``save`` writes the bundle's ``vecnormalize.pkl``: the training wrapper
+    itself, or (statistics only) a frozen one over a space-only env with the statistics applied."""
+    if vec_normalize is not None:
+        return vec_normalize
+    env = DummyVecEnv([lambda: SpaceEnv(model.observation_space, model.action_space)])
+    wrapper = VecNormalize(env, training=False, norm_obs=normalization.norm_obs, norm_reward=False,
+                           clip_obs=normalization.clip_obs, epsilon=normalization.epsilon, gamma=normalization.gamma)
+    normalization.apply_to(wrapper)
+    return wrapper
+
+
 # ----------------------------------------------------------------------------------------------- loading
 
 
@@ -234,8 +253,14 @@ def rebuild_model(
     state_dict: dict[str, torch.Tensor] | None,
     where: str,
     use_sde: bool = False,
+    policy: str = "MlpPolicy",
 ) -> BaseAlgorithm:
-    """An SB3 model with the given spaces and architecture, with ``state_dict`` loaded (strict)."""
+    """An SB3 (or sb3-contrib) model with the given spaces, policy alias (``MlpPolicy``, ``LinearPolicy``,
+    ``MultiInputPolicy``, ``MlpLstmPolicy``) and architecture, with ``state_dict`` loaded (strict).
+
+    Raises:
+        BundleError: the algorithm is read-only here, or the description or weights do not fit.
+    """
     cls = algo_class(algo)
     kwargs = policy_kwargs_from_json(policy_kwargs, where)
     use_sde = bool(kwargs.pop("use_sde", use_sde))
@@ -247,12 +272,24 @@ def rebuild_model(
         extra["use_sde"] = True
     env = DummyVecEnv([lambda: SpaceEnv(observation_space, action_space)])
     try:
-        model = cls("MlpPolicy", env, policy_kwargs=kwargs, **extra)
-    except (AssertionError, TypeError, ValueError) as exc:
-        raise BundleError(f"{where}: cannot rebuild a {algo.upper()} model from its description: {exc}") from exc
+        model = cls(policy, env, policy_kwargs=kwargs, **extra)
+    except (AssertionError, TypeError, ValueError, KeyError) as exc:
+        raise BundleError(f"{where}: cannot rebuild a {algo.upper()} {policy} from its description: {exc}") from exc
     if state_dict is not None:
         load_policy_weights(model, state_dict, where)
+        sync_algorithm_state(model)
     return model
+
+
+def sync_algorithm_state(model: BaseAlgorithm) -> None:
+    """Make what an algorithm keeps beside its policy agree with the policy's (new) weights.
+
+    ARS searches around ``model.weights``, a flat copy of the policy's parameters taken at construction;
+    after weights are loaded into the policy it must be taken again, or the first update would start from
+    the constructor's (zero) policy.
+    """
+    if hasattr(model, "weights") and hasattr(model.policy, "load_from_vector"):
+        model.weights = torch.nn.utils.parameters_to_vector(model.policy.parameters()).detach().clone()
 
 
 def load_policy_weights(model: BaseAlgorithm, state_dict: dict[str, torch.Tensor], where: str) -> None:
@@ -296,6 +333,9 @@ class LoadedPolicy:
     verified: list[str] = field(default_factory=list)
     randomization: str | None = None
     variant: str | None = None
+    #: Per-key statistics of a Dict-observation agent's ``VecNormalize`` (Zoo HER agents), read and
+    #: described; rltransfer evaluates and transfers flat observations only.
+    normalization_by_key: dict[str, NormalizationStats] | None = None
 
     def normalize(self, obs: np.ndarray) -> np.ndarray:
         return self.normalization.normalize(obs) if self.normalization is not None else obs
@@ -407,6 +447,8 @@ class PolicyKwargsRecord(_Record):
     n_critics: int | None = Field(default=None, ge=1, le=16)
     share_features_extractor: bool | None = None
     normalize_images: bool | None = None
+    n_quantiles: int | None = Field(default=None, ge=1, le=1000)
+    with_bias: bool | None = None
 
     @field_validator("net_arch")
     @classmethod
@@ -624,6 +666,7 @@ def load_bundle(path: str | Path) -> LoadedPolicy:
     _check_arch(algo, policy_kwargs, obs_space, act_space, f"{where}: policy_kwargs")
     model = rebuild_model(
         algo, obs_space, act_space, policy_kwargs, archive.state_dict, where, use_sde=manifest.use_sde,
+        policy=policy_alias(algo, manifest.policy_class),
     )
     model.num_timesteps = int(manifest.num_timesteps or 0)
     norm = None
@@ -656,10 +699,12 @@ def _check_arch(algo: str, policy_kwargs: dict[str, Any], obs_space: gym.Space, 
 def load_sb3_zip(path: str | Path, algo: str | None = None) -> LoadedPolicy:
     """Load any SB3 zip (ours or third-party, any SB3 version) without unpickling, with the Zoo's
     companions (``*.vecnormalize.pkl`` via a restricted unpickler, ``*.config.yml`` via a safe loader)."""
-    from rltransfer.zoo import find_zoo_companions, load_vecnormalize_pkl, load_zoo_config
+    from rltransfer.zoo import find_zoo_companions, load_vecnormalize_dict, load_vecnormalize_pkl, load_zoo_config
 
     path = Path(path)
     archive = read_sb3_zip(path, algo=algo)
+    if archive.unsupported is not None:
+        raise BundleError(f"{path}: {archive.unsupported}")
     notes = list(archive.notes)
     companions = find_zoo_companions(path)
     wrappers: tuple[WrapperSpec, ...] = ()
@@ -668,20 +713,30 @@ def load_sb3_zip(path: str | Path, algo: str | None = None) -> LoadedPolicy:
         config = load_zoo_config(companions["config"])
         wrappers = tuple(WrapperSpec(name) for name in config.get("env_wrapper", []))
         notes.append(f"Zoo config {companions['config']}: wrappers {[w.name for w in wrappers]}")
-    if companions.get("vecnormalize"):
+    by_key = None
+    if companions.get("vecnormalize") and isinstance(archive.observation_space, gym.spaces.Dict):
+        by_key = load_vecnormalize_dict(companions["vecnormalize"])
+        for key, stats in by_key.items():
+            sub = archive.observation_space.spaces.get(key)
+            if sub is None:
+                raise BundleError(f"{companions['vecnormalize']}: statistics for observation key {key!r}, which "
+                                  f"the policy's Dict space does not have (keys {list(archive.observation_space.spaces)})")
+            stats.check_against(sub, f"{companions['vecnormalize']}[{key!r}]")
+        notes.append(f"per-key observation normalization ({', '.join(by_key)}) from {companions['vecnormalize']}")
+    elif companions.get("vecnormalize"):
         norm = load_vecnormalize_pkl(companions["vecnormalize"])
         norm.check_against(archive.observation_space, str(companions["vecnormalize"]))
         notes.append(f"observation normalization from {companions['vecnormalize']}")
     model = rebuild_model(
         archive.algo, archive.observation_space, archive.action_space, archive.policy_kwargs,
-        archive.state_dict, str(path),
+        archive.state_dict, str(path), policy=archive.sb3_policy_alias,
     )
     gym_id = _gym_id_from_zoo_name(path)
     return LoadedPolicy(
         algo=archive.algo, model=model, observation_space=archive.observation_space,
         action_space=archive.action_space, policy_kwargs=dict(archive.policy_kwargs),
         state_dict=archive.state_dict, path=path, origin="sb3-zip", normalization=norm, wrappers=wrappers,
-        gym_id=gym_id, num_timesteps=archive.num_timesteps, notes=notes,
+        gym_id=gym_id, num_timesteps=archive.num_timesteps, notes=notes, normalization_by_key=by_key,
     )
 
 

@@ -7,11 +7,12 @@ is a bug and keeps its traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import shlex
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,14 +37,23 @@ def _write(text: str) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from rltransfer.config import parse_set
+    from rltransfer.config import load_agent, load_family, parse_set
     from rltransfer.pipeline import train
+    from rltransfer.training import check_learning_starts
 
+    from rltransfer.zoo import apply_agent_overrides, parse_hyperparams
+
+    family = load_family(env_name(args.env))
+    agent = apply_agent_overrides(load_agent(args.agent, family.name), parse_hyperparams(args.hyperparams),
+                                  n_envs=args.n_envs, vec_env=args.vec_env)
+    steps = args.steps if args.steps is not None else agent.n_timesteps
+    check_learning_starts(agent, steps, strict=args.strict, where=f"training {agent.name} on {family.name!r}")
     result = train(
-        args.env, args.agent, params=parse_set(args.set), steps=args.steps, seed=args.seed, out=args.out,
+        family, agent, params=parse_set(args.set), steps=args.steps, seed=args.seed, out=args.out,
         name=args.name, eval_freq=args.eval_freq, eval_episodes=args.eval_episodes,
         progress=not args.no_progress, command=args.command_line, curriculum=args.curriculum,
-        save_freq=args.save_freq, randomize=args.randomize, variant=args.variant,
+        save_freq=args.save_freq, randomize=args.randomize, variant=args.variant, threads=args.threads,
+        device=args.device,
     )
     con = _console()
     con.print(f"run:          {result.run_dir}")
@@ -59,8 +69,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from rltransfer.rundir import atomic_write_json
 
     result = evaluate(
-        args.policy, args.env, params=parse_set(args.set), episodes=args.episodes, seed=args.seed,
-        deterministic=not args.stochastic, variant=args.variant, randomize=args.randomize,
+        args.policy, env_name(args.env) if args.env else None, params=parse_set(args.set), episodes=args.episodes, seed=args.seed,
+        deterministic=not args.stochastic, variant=args.variant, randomize=args.randomize, threads=args.threads,
+        algo=args.algo,
     )
     lo, hi = result.ci95
     on = "".join([f" variant {result.variant}" if result.variant else "",
@@ -74,19 +85,55 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_transfer(args: argparse.Namespace) -> int:
+def cmd_enjoy(args: argparse.Namespace) -> int:
     from rltransfer.config import parse_set
+    from rltransfer.evaluation import enjoy
+
+    result = enjoy(args.policy, env_name(args.env) if args.env else None, params=parse_set(args.set),
+                   episodes=args.episodes, seed=args.seed, deterministic=not args.stochastic, variant=args.variant,
+                   video=args.video, threads=args.threads, algo=args.algo)
+    lines = [f"{result.env} {result.params}"]
+    lines += [f"episode {i}: return {r:.2f}, {n} steps" for i, (r, n) in enumerate(zip(result.returns, result.lengths))]
+    lines += [f"video: {v}" for v in result.videos]
+    _write("\n".join(lines) + "\n")
+    return 0
+
+
+def cmd_transfer(args: argparse.Namespace) -> int:
+    import warnings
+
+    from rltransfer.bundle import load_policy
+    from rltransfer.config import parse_set
+    from rltransfer.errors import ConfigError
     from rltransfer.pipeline import transfer
     from rltransfer.plan import parse_index_map
+    from rltransfer.training import BudgetWarning
 
-    result = transfer(
-        args.source, args.env, params=parse_set(args.set), strategy=args.strategy, options=strategy_options_of(args),
-        agent=args.agent, algo=args.algo, steps=args.steps, seed=args.seed, out=args.out, name=args.name,
-        eval_freq=args.eval_freq, eval_episodes=args.eval_episodes,
-        obs_map=parse_index_map(args.obs_map, "--obs-map", names=True), action_map=parse_index_map(args.action_map, "--action-map"),
-        wrappers=args.wrapper or (), progress=not args.no_progress, command=args.command_line,
-        save_freq=args.save_freq, randomize=args.randomize, variant=args.variant, curriculum=args.curriculum,
-    )
+    source = load_policy(args.source, algo=args.source_algo)
+    agent = args.agent
+    if args.hyperparams or args.n_envs is not None or args.vec_env is not None:
+        from rltransfer.config import load_agent, load_family
+        from rltransfer.zoo import apply_agent_overrides, parse_hyperparams
+
+        family = load_family(env_name(args.env))
+        base = load_agent(args.agent or (args.algo or source.algo).lower(), family.name)
+        agent = apply_agent_overrides(base, parse_hyperparams(args.hyperparams), n_envs=args.n_envs,
+                                      vec_env=args.vec_env)
+    with warnings.catch_warnings():
+        if args.strict:  # --strict: a budget that trains nothing is an error, before anything runs
+            warnings.simplefilter("error", BudgetWarning)
+        try:
+            result = transfer(
+                source, env_name(args.env), params=parse_set(args.set), strategy=args.strategy,
+                options=strategy_options_of(args), agent=agent, algo=args.algo, steps=args.steps,
+                seed=args.seed, out=args.out, name=args.name, eval_freq=args.eval_freq,
+                eval_episodes=args.eval_episodes, obs_map=parse_index_map(args.obs_map, "--obs-map", names=True),
+                action_map=parse_index_map(args.action_map, "--action-map"), wrappers=args.wrapper or (),
+                progress=not args.no_progress, command=args.command_line, save_freq=args.save_freq,
+                randomize=args.randomize, variant=args.variant, curriculum=args.curriculum, threads=args.threads,
+            )
+        except BudgetWarning as exc:
+            raise ConfigError(f"{exc} (--strict)") from None
     con = _console()
     _print_plan(con, result.plan)
     curve = result.curve
@@ -95,6 +142,22 @@ def cmd_transfer(args: argparse.Namespace) -> int:
     con.print(f"return:       {curve.mean[0]:.2f} at step 0 (jumpstart) -> {curve.mean[-1]:.2f} at step {curve.steps[-1]}")
     con.print(f"tensorboard:  tensorboard --logdir {result.run_dir.parent}")
     return 0
+
+
+def env_name(value: str) -> str:
+    """``--env``: a family name or YAML path as given, or a Gymnasium id that a shipped family wraps
+    (``HopperBulletEnv-v0`` means ``hopper``, as the Zoo names envs)."""
+    from rltransfer import resources
+
+    if value in resources.names("envs") or Path(value).suffix in (".yaml", ".yml") or "/" in value:
+        return value
+    if "-v" in value:
+        from rltransfer.environments import family_for_gym_id
+
+        family = family_for_gym_id(value)
+        if family is not None:
+            return family.name
+    return value  # load_family names what is valid
 
 
 def strategy_options_of(args: argparse.Namespace) -> dict[str, Any]:
@@ -189,14 +252,14 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
     from rltransfer.inspection import inspect_source
 
-    info = inspect_source(args.path)
+    info = inspect_source(args.path, algo=args.algo)
     con = _console()
     if args.json:
         con.print_json(json.dumps(info))
         return 0
     con.print(f"[bold]{info['path']}[/bold] ({info['kind']})")
     for key in ("algo", "sb3_version", "observation_space", "action_space", "policy_kwargs", "hyperparams",
-                "num_timesteps", "normalization", "wrappers", "env"):
+                "num_timesteps", "normalization", "wrappers", "env", "unsupported", "transfer"):
         if info.get(key) not in (None, {}, []):
             con.print(f"  {key:18s} {info[key]}")
     trained = info.get("trained_with")
@@ -240,10 +303,12 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_sim2real(args: argparse.Namespace) -> int:
+    from rltransfer.evaluation import set_threads
     from rltransfer.rundir import atomic_write_json
     from rltransfer.sim2real import format_gap_table, sim2real
 
-    report = sim2real(args.policy, args.env, variants=args.variant, sim_randomize=args.sim_randomize,
+    set_threads(args.threads)
+    report = sim2real(args.policy, env_name(args.env) if args.env else None, variants=args.variant, sim_randomize=args.sim_randomize,
                       episodes=args.episodes, seed=args.seed, deterministic=not args.stochastic)
     data = report.to_dict()
     if args.json == "-":
@@ -258,10 +323,12 @@ def cmd_sim2real(args: argparse.Namespace) -> int:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     from rltransfer.config import parse_set
+    from rltransfer.evaluation import set_threads
     from rltransfer.sim2real import parse_axis, sweep, write_sweep
 
+    set_threads(args.threads)
     axes = [parse_axis(text) for text in args.param]
-    result = sweep(args.policy, args.env, axes, episodes=args.episodes, seed=args.seed, params=parse_set(args.set),
+    result = sweep(args.policy, env_name(args.env), axes, episodes=args.episodes, seed=args.seed, params=parse_set(args.set),
                    deterministic=not args.stochastic, variant=args.variant)
     csv_path, png_path = write_sweep(result, args.out)
     grid = " x ".join(f"{a.name} {a.low:g}..{a.high:g} ({a.n})" for a in axes)
@@ -275,14 +342,18 @@ def _print_suite_result(con: Any, result: Any) -> None:
     from rich.table import Table
 
     analysis = result.analysis
-    table = Table(title=f"{analysis.suite.name}: verdicts on normalized AUC (transfer - scratch, 95% CI)")
-    for col in ("pair", "role", "strategy", "AUC difference", "P(improvement)", "verdict", "detector"):
+    curricula = any(r.kind == "curriculum" for r in analysis.results)
+    what = "arm - scratch" if curricula else "transfer - scratch"
+    table = Table(title=f"{analysis.suite.name}: verdicts on normalized AUC ({what}, 95% CI)")
+    for col in ("pair", "role", "arm" if curricula else "strategy", "AUC difference", "P(improvement)", "verdict",
+                "detector"):
         table.add_column(col, overflow="fold")
     for r in analysis.results:
         auc = r.comparisons["auc"]
         check = "" if r.control_ok is None else (" ✓" if r.control_ok else f" ✗ (expected {r.expected})")
         saved = f"{r.alarms} alarm(s), {r.steps_saved / r.budget:.2f} runs saved" if r.alarms else "no alarm"
-        table.add_row(r.pair, r.role, r.arm, f"{auc.diff:+.3f} [{auc.ci_low:+.3f}, {auc.ci_high:+.3f}]",
+        arm = f"{r.arm} (curriculum)" if r.kind == "curriculum" else r.arm
+        table.add_row(r.pair, r.role, arm, f"{auc.diff:+.3f} [{auc.ci_low:+.3f}, {auc.ci_high:+.3f}]",
                       f"{auc.prob_improvement:.2f}", r.label + check, saved)
     con.print(table)
     con.print(f"runs: {result.executed} executed, {result.skipped} already done, {len(result.failed)} failed; "
@@ -341,7 +412,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _add_env_args(p: argparse.ArgumentParser, required: bool = True, variant: bool = True) -> None:
-    p.add_argument("--env", required=required, help="env family name (see `rltransfer list envs`) or YAML path")
+    p.add_argument("--env", required=required, help="env family name (see `rltransfer list envs`), YAML path, or "
+                   "the Gymnasium id a family wraps (HopperBulletEnv-v0 means hopper)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="env parameter override (repeatable)")
     if variant:
         p.add_argument("--variant", metavar="NAME",
@@ -355,6 +427,36 @@ def _add_randomize_arg(p: argparse.ArgumentParser, what: str) -> None:
                         f"preset YAML file: {what}")
 
 
+def _add_threads_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--threads", type=int, default=1, metavar="N",
+                   help="torch CPU threads (default 1, as training: small policies run fastest and reproducibly "
+                        "on one thread)")
+
+
+def _add_algo_arg(p: argparse.ArgumentParser, flag: str = "--algo", what: str = "the zip") -> None:
+    from rltransfer.sb3layout import ALGOS
+
+    p.add_argument(flag, metavar="ALGO", choices=ALGOS,
+                   help=f"algorithm of {what}, when its data does not tell it (one of: {', '.join(ALGOS)}); "
+                        "rltransfer reads it from the policy class and the algorithm's own fields otherwise")
+
+
+def _add_zoo_agent_args(p: argparse.ArgumentParser) -> None:
+    group = p.add_argument_group("agent overrides (the RL Zoo's habits)")
+    group.add_argument("--hyperparams", nargs="+", metavar="KEY:VALUE",
+                       help="override agent settings, parsed like Zoo configs (never evaluated): "
+                            "learning_rate:0.0003 learning_rate:lin_0.001 policy_kwargs:\"dict(net_arch=[64, 64])\" "
+                            "normalize:\"{'norm_obs': True}\"; unknown keys are errors")
+    group.add_argument("--n-envs", type=int, metavar="N", help="number of parallel training envs")
+    group.add_argument("--vec-env", choices=["dummy", "subproc"], help="vectorized env class of the training envs")
+
+
+def _add_strict_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--strict", action="store_true",
+                   help="make warnings about the run's budget errors (e.g. steps not above the agent's "
+                        "learning_starts: nothing would be trained), checked before training starts")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from rltransfer import __version__
 
@@ -365,7 +467,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train a source policy on an env family")
     _add_env_args(p)
-    p.add_argument("--agent", required=True, help="agent name (ppo, a2c, sac, td3, dqn) or YAML path")
+    p.add_argument("--agent", required=True, help="agent name (see `rltransfer list agents`: ppo, a2c, sac, td3, "
+                   "dqn, ddpg, trpo, tqc, qrdqn, ars, crossq) or YAML path")
     p.add_argument("--steps", type=int, help="total env steps (default: the agent's n_timesteps)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="runs", help="parent folder of the run directory (default: runs)")
@@ -376,6 +479,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--save-freq", type=int, metavar="N",
                    help="write a checkpoint every N env steps (resume with `rltransfer resume RUN_DIR`)")
     _add_randomize_arg(p, "parameters and sensor effects drawn per episode (training envs only)")
+    _add_threads_arg(p)
+    _add_strict_arg(p)
+    _add_zoo_agent_args(p)
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"],
+                   help="torch device of the model (default cpu)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(handler=cmd_train)
 
@@ -387,14 +495,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stochastic", action="store_true", help="sample actions instead of the deterministic mode")
     p.add_argument("--json", metavar="FILE", help="write mean, std, ci95 and returns as JSON")
     _add_randomize_arg(p, "evaluate on its distribution (each episode's params and sensor effects drawn)")
+    _add_algo_arg(p, what="an SB3 zip")
+    _add_threads_arg(p)
     p.set_defaults(handler=cmd_evaluate)
+
+    p = sub.add_parser("enjoy", help="run a policy (bundle, run or SB3 zip) on a family, rendered; record a video")
+    p.add_argument("--policy", required=True, help="bundle folder, run directory, or SB3 .zip")
+    _add_env_args(p, required=False)
+    p.add_argument("--episodes", type=int, default=1)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--stochastic", action="store_true", help="sample actions instead of the deterministic mode")
+    p.add_argument("--video", metavar="OUT.mp4", help="record with Gymnasium's RecordVideo (pip install "
+                   "'rltransfer[video]'): OUT.mp4 for one episode, OUT-episode-<i>.mp4 for several")
+    _add_algo_arg(p, what="an SB3 zip")
+    _add_threads_arg(p)
+    p.set_defaults(handler=cmd_enjoy)
 
     p = sub.add_parser("transfer", help="transfer a saved policy into an agent for a target env, and train it")
     p.__class__ = _TransferParser  # strategy flags added on use (see _TransferParser)
     p.add_argument("--from", dest="source", required=True, help="bundle folder, run directory, or SB3 .zip")
     _add_env_args(p)
     p.add_argument("--agent", help="target agent name or YAML (default: the source's algorithm for this env)")
-    p.add_argument("--algo", help="target algorithm (default: the source's; a2c <-> ppo allowed)")
+    p.add_argument("--algo", help="target algorithm (default: the source's; pairs sharing a policy layout are "
+                   "allowed: ppo <-> a2c <-> trpo, ddpg <-> td3, sac <-> tqc (actors only))")
+    _add_algo_arg(p, "--source-algo", "the source zip")
     p.add_argument("--steps", type=int)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="runs")
@@ -407,6 +531,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--save-freq", type=int, metavar="N", help="write a checkpoint every N env steps")
     p.add_argument("--curriculum", help="train the target with this curriculum (name or YAML path)")
     _add_randomize_arg(p, "randomize the target's training envs")
+    _add_threads_arg(p)
+    _add_strict_arg(p)
+    _add_zoo_agent_args(p)
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(handler=cmd_transfer)
 
@@ -422,6 +549,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--stochastic", action="store_true", help="sample actions instead of the deterministic mode")
     p.add_argument("--json", metavar="FILE", help="write the results as JSON ('-': to stdout, instead of the table)")
+    _add_threads_arg(p)
     p.set_defaults(handler=cmd_sim2real)
 
     p = sub.add_parser("sweep", help="return of policies against one parameter (curve) or two (heatmap)")
@@ -436,6 +564,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of every grid point's episodes (default 0)")
     p.add_argument("--stochastic", action="store_true", help="sample actions instead of the deterministic mode")
     p.add_argument("--out", required=True, help="folder for sweep.csv and sweep.png")
+    _add_threads_arg(p)
     p.set_defaults(handler=cmd_sweep)
 
     p = sub.add_parser("resume", help="continue an interrupted or killed run from its last checkpoint")
@@ -446,6 +575,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("inspect", help="spaces, algorithm, architecture and tensors of a policy, without unpickling")
     p.add_argument("path", help="SB3 .zip, bundle folder or run directory")
     p.add_argument("--json", action="store_true")
+    _add_algo_arg(p, what="an SB3 zip")
     p.set_defaults(handler=cmd_inspect)
 
     p = sub.add_parser("list", help="list shipped env families (with presets and variants), agents and suites")
@@ -474,6 +604,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@contextlib.contextmanager
+def _one_line_warnings() -> Iterator[None]:
+    """rltransfer's own warnings (:class:`~rltransfer.training.BudgetWarning`) as one line on stderr while a
+    command runs; other warnings as Python shows them."""
+    import warnings
+
+    shown = warnings.showwarning
+
+    def show(message: Any, category: type[Warning], filename: str, lineno: int, file: Any = None,
+             line: str | None = None) -> None:
+        if category.__name__ == "BudgetWarning" and category.__module__ == "rltransfer.training":
+            print(f"rltransfer: warning: {message}", file=sys.stderr)
+        else:
+            shown(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = shown
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -481,7 +633,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.command_line = shlex.join(["rltransfer", *argv])
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
     try:
-        return int(args.handler(args))
+        with _one_line_warnings():
+            return int(args.handler(args))
     except KeyboardInterrupt as exc:
         detail = str(exc) if isinstance(exc, RLTransferError) else "interrupted"
         print(f"rltransfer: {detail}", file=sys.stderr)

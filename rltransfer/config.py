@@ -32,7 +32,9 @@ from rltransfer.limits import (
     MAX_LAYER_WIDTH, MAX_NESTING, MAX_NODES, MAX_YAML_BYTES, check_structure, read_bytes, short_repr,
 )
 from rltransfer.randomization import Preset, Variant, check_family
-from rltransfer.sb3layout import ACTIVATION_NAMES, ALGOS, ON_POLICY, POLICIES, algo_class, constructor_params
+from rltransfer.sb3layout import (
+    ACTIVATION_NAMES, ALGOS, CONTINUOUS_ONLY, POLICIES, READ_ONLY, algo_class, constructor_params,
+)
 
 
 class Strict(BaseModel):
@@ -521,6 +523,9 @@ class PolicyKwargs(Strict):
     full_std: bool | None = None
     n_critics: Int | None = Field(default=None, ge=1, le=16)
     share_features_extractor: bool | None = None
+    n_quantiles: Int | None = Field(default=None, ge=1, le=1000, description="TQC, QR-DQN: quantiles per critic "
+                                    "or per action")
+    with_bias: bool | None = None
 
     @field_validator("net_arch")
     @classmethod
@@ -567,8 +572,24 @@ class Hyperparams(Strict):
     target_policy_noise: Float | None = Field(default=None, ge=0, le=10)
     target_noise_clip: Float | None = Field(default=None, ge=0, le=10)
     action_noise_std: Float | None = Field(
-        default=None, ge=0, le=10, description="Gaussian action noise (SAC/TD3)"
+        default=None, ge=0, le=10, description="Gaussian action noise (SAC/TD3/DDPG/TQC/CrossQ)"
     )
+    # TRPO (sb3-contrib)
+    cg_max_steps: Int | None = Field(default=None, ge=1, le=1000, description="TRPO: conjugate-gradient steps")
+    cg_damping: Float | None = Field(default=None, ge=0, le=1)
+    line_search_shrinking_factor: Float | None = Field(default=None, gt=0, lt=1)
+    line_search_max_iter: Int | None = Field(default=None, ge=1, le=1000)
+    n_critic_updates: Int | None = Field(default=None, ge=1, le=1000)
+    sub_sampling_factor: Int | None = Field(default=None, ge=1, le=1000)
+    # TQC (sb3-contrib)
+    top_quantiles_to_drop_per_net: Int | None = Field(default=None, ge=0, le=1000)
+    # ARS (sb3-contrib)
+    n_delta: Int | None = Field(default=None, ge=1, le=10_000, description="ARS: random directions per update")
+    n_top: Int | None = Field(default=None, ge=1, le=10_000)
+    delta_std: RateOrSchedule | None = Field(default=None, description="ARS: exploration noise, in (0, 1], or a schedule")
+    zero_policy: bool | None = None
+    alive_bonus_offset: Float | None = Field(default=None, ge=-MAX_MAGNITUDE, le=MAX_MAGNITUDE)
+    n_eval_episodes: Int | None = Field(default=None, ge=1, le=1000)
 
     @field_validator("gradient_steps")
     @classmethod
@@ -666,8 +687,11 @@ def check_algo_keys(spec: AgentSpec, source: str) -> None:
                 f"{source}: hyperparameter {key!r} is not used by {spec.algo.upper()}."
                 f"{did_you_mean(key, accepted)} {spec.algo.upper()} takes: {', '.join(sorted(accepted))}"
             )
-    if spec.algo in ON_POLICY and spec.hyperparams.action_noise_std is not None:
-        raise ConfigError(f"{source}: action_noise_std applies to off-policy algorithms (sac, td3), not {spec.algo}")
+    if spec.algo not in CONTINUOUS_ONLY and spec.hyperparams.action_noise_std is not None:
+        raise ConfigError(f"{source}: action_noise_std applies to off-policy algorithms with continuous actions "
+                          f"({', '.join(CONTINUOUS_ONLY)}), not {spec.algo}")
+    if spec.algo in READ_ONLY:
+        raise ConfigError(f"{source}: {spec.algo} agents cannot be trained here: {READ_ONLY[spec.algo]}")
 
 
 def load_agent(name_or_path: str | Path, family: str) -> AgentSpec:

@@ -8,12 +8,15 @@ Monitor."""
 from __future__ import annotations
 
 import math
+import shutil
+import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
+import torch
 from scipy import stats
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
@@ -51,6 +54,19 @@ class EvalResult:
         return out
 
 
+def set_threads(threads: int | None) -> None:
+    """Limit torch to ``threads`` CPU threads (None: leave torch's setting), as a training run does.
+
+    Raises:
+        ConfigError: ``threads`` is not an integer in [1, 256].
+    """
+    if threads is None:
+        return
+    if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= 256:
+        raise ConfigError(f"threads must be an integer in [1, 256], got {threads!r}")
+    torch.set_num_threads(threads)
+
+
 def mean_ci95(values: np.ndarray) -> tuple[float, float, tuple[float, float]]:
     """Mean, sample std (ddof=1) and the t-based 95% CI of the mean of ``values: (n,)``."""
     values = np.asarray(values, dtype=np.float64)
@@ -67,6 +83,8 @@ def describe_space(space: gym.Space) -> str:
         return f"Box{tuple(space.shape)}"
     if isinstance(space, gym.spaces.Discrete):
         return f"Discrete({space.n})"
+    if isinstance(space, gym.spaces.Dict):
+        return "Dict(" + ", ".join(f"{key}: {describe_space(sub)}" for key, sub in space.spaces.items()) + ")"
     return repr(space)
 
 
@@ -126,6 +144,8 @@ def evaluate(
     deterministic: bool = True,
     variant: str | None = None,
     randomize: str | Path | None = None,
+    threads: int | None = 1,
+    algo: str | None = None,
 ) -> EvalResult:
     """Return of a policy on an env family: ``episodes`` consecutive episodes of one env seeded with ``seed``.
 
@@ -143,13 +163,20 @@ def evaluate(
             noise and bias, action noise, latency) are applied.
         randomize: a randomization preset of the family (or a preset YAML file): each episode's params and
             sensor effects are drawn from it, as in training (the "sim" distribution).
+        threads: torch CPU threads, as training sets them (1 by default: small policies run fastest and
+            reproducibly on one thread); None leaves torch's setting.
+        algo: the algorithm of an SB3 zip whose data does not tell it (``--algo``).
+
+    Recurrent policies (RecurrentPPO) carry their LSTM state from step to step and reset it at each
+    episode start, as SB3's ``evaluate_policy`` does.
 
     Raises:
         UnknownNameError: an unknown variant or preset (with suggestions).
     """
     if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
         raise ConfigError(f"episodes must be an integer >= 1, got {episodes!r}")
-    loaded = policy if isinstance(policy, LoadedPolicy) else load_policy(policy)
+    set_threads(threads)
+    loaded = policy if isinstance(policy, LoadedPolicy) else load_policy(policy, algo=algo)
     if env is None:
         if loaded.family_spec is None:
             raise ConfigError(f"{loaded.path}: the policy records no env family; pass --env")
@@ -176,3 +203,144 @@ def evaluate(
         n_episodes=episodes, env=family.name, params=values, policy=str(loaded.path), variant=spec.variant,
         randomization=None if randomize is None else spec.randomization_name,
     )
+
+
+# ------------------------------------------------------------------------------------------------ enjoy
+
+
+@dataclass
+class EnjoyResult:
+    """What :func:`enjoy` ran: each episode's return and length, and the videos it wrote (if any)."""
+
+    returns: list[float]
+    lengths: list[int]
+    env: str
+    params: dict[str, float]
+    videos: list[str]
+
+
+def _render_env(policy: LoadedPolicy, spec: EnvSpec, seed: int, video: Path | None) -> tuple[VecEnv, Path | None]:
+    """One env of ``spec`` rendered as RGB arrays (the family env, the variant's sensors, the policy's wrappers,
+    Monitor, and Gymnasium's RecordVideo when ``video`` is given), frozen normalization on top."""
+    from gymnasium.error import DependencyNotInstalled
+    from gymnasium.wrappers import RecordVideo
+    from stable_baselines3.common.monitor import Monitor
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    from rltransfer.environments import make_env
+    from rltransfer.errors import MissingDependencyError
+    from rltransfer.randomization import wrap_randomization
+    from rltransfer.wrappers import make_wrapper
+
+    # RecordVideo writes into a folder it creates, inside a temporary one beside the video (removed after)
+    folder = None if video is None else Path(tempfile.mkdtemp(prefix=f".{video.stem}.frames-", dir=video.parent)) / "v"
+
+    def thunk() -> gym.Env:
+        built = make_env(spec.family, spec.params, (), monitor=False, render_mode="rgb_array")
+        built = wrap_randomization(built, None, spec.sensors, spec.family.variants, seed)
+        for w in spec.wrappers:
+            built = make_wrapper(w.name, built, **w.kwargs)
+        built = Monitor(built)
+        if folder is not None:
+            try:
+                built = RecordVideo(built, str(folder), episode_trigger=lambda _: True, name_prefix="episode",
+                                    disable_logger=True)
+            except DependencyNotInstalled as exc:
+                raise MissingDependencyError(
+                    f"recording a video needs moviepy ({exc}); install it with: pip install 'rltransfer[video]'"
+                ) from None
+        return built
+
+    try:
+        venv: VecEnv = DummyVecEnv([thunk])
+    except BaseException:
+        if folder is not None:
+            shutil.rmtree(folder.parent, ignore_errors=True)
+        raise
+    venv.seed(seed)
+    check_spaces(policy, venv, spec.family.name)
+    if policy.normalization is not None:
+        norm = VecNormalize(venv, training=False, norm_obs=policy.normalization.norm_obs, norm_reward=False)
+        policy.normalization.apply_to(norm)
+        venv = norm
+    return venv, folder
+
+
+def enjoy(
+    policy: str | Path | LoadedPolicy,
+    env: str | EnvFamily | None = None,
+    params: dict[str, float] | None = None,
+    episodes: int = 1,
+    seed: int = 0,
+    deterministic: bool = True,
+    variant: str | None = None,
+    video: str | Path | None = None,
+    threads: int | None = 1,
+    algo: str | None = None,
+) -> EnjoyResult:
+    """Run a policy (bundle, run directory or any SB3 zip) on a family or variant, rendering each frame, and
+    (``video``) record it with Gymnasium's ``RecordVideo``: one ``.mp4`` for one episode, else
+    ``<stem>-episode-<i>.mp4`` beside ``video``. Recurrent policies carry their LSTM state across steps.
+
+    Raises:
+        MissingDependencyError: ``video`` without moviepy (``pip install 'rltransfer[video]'``), or a
+            family whose rendering needs pygame.
+        IncompatibleSpacesError: the policy's spaces do not fit the env.
+    """
+    from gymnasium.error import DependencyNotInstalled
+
+    from rltransfer.errors import MissingDependencyError
+
+    if isinstance(episodes, bool) or not isinstance(episodes, int) or not 1 <= episodes <= 1000:
+        raise ConfigError(f"episodes must be an integer in [1, 1000], got {episodes!r}")
+    set_threads(threads)
+    loaded = policy if isinstance(policy, LoadedPolicy) else load_policy(policy, algo=algo)
+    if env is None:
+        if loaded.family_spec is None:
+            raise ConfigError(f"{loaded.path}: the policy records no env family; pass --env")
+        env = loaded.family_spec
+    family = env if isinstance(env, EnvFamily) else load_family(env)
+    spec = eval_env_spec(loaded, family, params, variant)
+    target = None if video is None else Path(video)
+    if target is not None:
+        if target.suffix != ".mp4":
+            raise ConfigError(f"--video {target}: expected a file name ending in .mp4")
+        target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        venv, folder = _render_env(loaded, spec, seed, target)
+    except DependencyNotInstalled as exc:
+        raise MissingDependencyError(f"rendering {family.name!r} needs {exc}; pip install 'rltransfer[video]'") from None
+    returns: list[float] = []
+    lengths: list[int] = []
+    videos: list[str] = []
+    try:
+        try:
+            obs = venv.reset()
+            state, starts = None, np.ones((1,), dtype=bool)
+            steps = 0
+            while len(returns) < episodes:
+                action, state = loaded.model.predict(obs, state=state, episode_start=starts,
+                                                     deterministic=deterministic)
+                obs, rewards, dones, infos = venv.step(action)
+                starts = dones
+                steps += 1
+                if dones[0]:
+                    episode = infos[0].get("episode", {})
+                    returns.append(float(episode.get("r", np.nan)))
+                    lengths.append(int(episode.get("l", steps)))
+                    steps = 0
+        except DependencyNotInstalled as exc:
+            raise MissingDependencyError(
+                f"rendering {family.name!r} needs {exc}; pip install 'rltransfer[video]'") from None
+        finally:
+            venv.close()  # RecordVideo writes the last episode's file here
+        if folder is not None and target is not None:
+            recorded = sorted(folder.glob("episode-episode-*.mp4"), key=lambda p: int(p.stem.rsplit("-", 1)[-1]))
+            for i, file in enumerate(recorded[:episodes]):
+                out = target if episodes == 1 else target.with_name(f"{target.stem}-episode-{i}.mp4")
+                file.replace(out)
+                videos.append(str(out))
+    finally:
+        if folder is not None:
+            shutil.rmtree(folder.parent, ignore_errors=True)
+    return EnjoyResult(returns=returns, lengths=lengths, env=family.name, params=dict(spec.params), videos=videos)

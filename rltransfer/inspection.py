@@ -6,10 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
+
 from rltransfer.bundle import MANIFEST_FILE, MODEL_FILE, family_from_manifest, read_manifest, verify_files
 from rltransfer.errors import BundleError
 from rltransfer.evaluation import describe_space
-from rltransfer.sb3layout import role_text, tensor_roles
+from rltransfer.sb3layout import READ_ONLY, role_text, tensor_roles
 from rltransfer.sb3zip import read_sb3_zip
 
 
@@ -89,8 +91,13 @@ def randomization_lines(family: Any, indent: str = "    ") -> list[str]:
     return lines
 
 
-def inspect_source(path: str | Path) -> dict[str, Any]:
-    """A JSON-able description of an SB3 zip, a bundle, or a run directory's bundle."""
+def inspect_source(path: str | Path, algo: str | None = None) -> dict[str, Any]:
+    """A JSON-able description of an SB3 zip, a bundle, or a run directory's bundle.
+
+    Args:
+        path: the zip, bundle folder or run directory.
+        algo: the algorithm of an SB3 zip whose data does not tell it (``--algo``); bundles record theirs.
+    """
     path = Path(path)
     if path.is_dir() and not (path / MANIFEST_FILE).is_file() and (path / "policy" / MANIFEST_FILE).is_file():
         path = path / "policy"
@@ -104,7 +111,7 @@ def inspect_source(path: str | Path) -> dict[str, Any]:
         archive = read_sb3_zip(path / MODEL_FILE, algo=record.algo)
         kind = "rltransfer bundle"
     elif path.is_file():
-        archive = read_sb3_zip(path)
+        archive = read_sb3_zip(path, algo=algo)
         kind = "SB3 zip"
     else:
         raise BundleError(f"{path}: no such file or directory")
@@ -119,7 +126,12 @@ def inspect_source(path: str | Path) -> dict[str, Any]:
                      "role": role_text(roles[k])} for k, v in sd.items()],
         "parameters": int(sum(v.numel() for v in sd.values())),
         "notes": list(archive.notes),
+        "supported": archive.unsupported is None,
     }
+    if archive.unsupported is not None:
+        info["unsupported"] = archive.unsupported
+    elif archive.algo in READ_ONLY:
+        info["transfer"] = f"refused: {READ_ONLY[archive.algo]}"
     if manifest:
         env = dict(manifest.get("env") or {})
         env.pop("family_spec", None)
@@ -142,6 +154,12 @@ def inspect_source(path: str | Path) -> dict[str, Any]:
             info["wrappers"] = load_zoo_config(companions["config"]).get("env_wrapper", [])
         if companions.get("vecnormalize"):
             info["normalization"] = str(companions["vecnormalize"])
+            if isinstance(archive.observation_space, gym.spaces.Dict):
+                from rltransfer.zoo import load_vecnormalize_dict
+
+                by_key = load_vecnormalize_dict(companions["vecnormalize"])
+                info["normalization"] += " (per key: " + ", ".join(
+                    f"{key} {stats.obs_dim} features" for key, stats in by_key.items()) + ")"
     return info
 
 

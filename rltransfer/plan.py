@@ -31,15 +31,16 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 
 from rltransfer.errors import ConfigError, IncompatibleSpacesError, TransferError, unknown_name
 from rltransfer.normalization import NormalizationStats
-from rltransfer.sb3layout import POLICY_CLASS, Role, tensor_roles
+from rltransfer.sb3layout import POLICY_CLASS, READ_ONLY, SHARED_LAYOUTS, Role, shared_layout, tensor_roles
 from rltransfer.sb3layout import online_twin as _online_twin
 from rltransfer.sb3layout import role_text as _role_text
 
 if TYPE_CHECKING:
     from rltransfer.bundle import LoadedPolicy
 
-#: Pairs of different algorithms whose policies are the same class, so their tensors correspond.
-COMPATIBLE = {frozenset({"ppo", "a2c"})}
+#: Pairs of different algorithms whose policies share a layout, so (some of) their tensors correspond
+#: (:data:`rltransfer.sb3layout.SHARED_LAYOUTS` says which and why).
+COMPATIBLE = set(SHARED_LAYOUTS)
 
 
 class PlanStrategy(Protocol):
@@ -53,12 +54,26 @@ class PlanStrategy(Protocol):
 
 
 def check_algorithms(source: str, target: str) -> None:
-    if source == target or frozenset({source, target}) in COMPATIBLE:
+    """Refuse a pair of algorithms whose policies share no layout, or one that cannot be transferred at all.
+
+    Allowed: the same algorithm, and the pairs of :data:`COMPATIBLE` (PPO <-> A2C <-> TRPO, DDPG <-> TD3,
+    SAC <-> TQC actors), which the caller asks for explicitly (``--algo``).
+
+    Raises:
+        TransferError: naming the pair, why its tensors do not correspond, and what is supported.
+    """
+    for algo in (source, target):
+        if algo in READ_ONLY:
+            side = "source" if algo == source else "target"
+            raise TransferError(f"cannot transfer {source.upper()} -> {target.upper()}: {algo.upper()} cannot be "
+                                f"a transfer {side}: {READ_ONLY[algo]}")
+    if shared_layout(source, target) is not None:
         return
+    pairs = ", ".join(" <-> ".join(sorted(a.upper() for a in pair)) for pair in SHARED_LAYOUTS)
     raise TransferError(
         f"cannot transfer {source.upper()} -> {target.upper()}: the policies are different classes "
-        f"({POLICY_CLASS[source]} vs {POLICY_CLASS[target]}), so their tensors do not correspond. "
-        "Supported: same algorithm, or A2C <-> PPO."
+        f"({POLICY_CLASS.get(source, '?')} vs {POLICY_CLASS.get(target, '?')}), so their tensors do not "
+        f"correspond. Supported: the same algorithm, or (with --algo) {pairs} (SAC <-> TQC: actors only)."
     )
 
 
@@ -70,12 +85,23 @@ def flat_dim(space: gym.Space) -> int:
         return int(space.n)
     if isinstance(space, gym.spaces.Box):
         return int(np.prod(space.shape))
+    if isinstance(space, gym.spaces.Dict):
+        raise IncompatibleSpacesError(_DICT_REFUSAL.format(keys=list(space.spaces)))
     raise IncompatibleSpacesError(f"transfer supports Box and Discrete spaces, got {space}")
+
+
+_DICT_REFUSAL = (
+    "Dict observation spaces (keys {keys}) are not supported for transfer: their features are the "
+    "concatenation SB3's CombinedExtractor builds, which no env family here produces and which --obs-map cannot "
+    "address; inspect and act with such a policy, or transfer from an agent with a Box observation"
+)
 
 
 def _describe(space: gym.Space) -> str:
     if isinstance(space, gym.spaces.Discrete):
         return f"Discrete({space.n})"
+    if isinstance(space, gym.spaces.Dict):
+        return "Dict(" + ", ".join(f"{k}: {_describe(v)}" for k, v in space.spaces.items()) + ")"
     return f"Box{tuple(space.shape)}"
 
 
@@ -95,6 +121,9 @@ def resolve_obs_map(
     feature to the source feature of the same name. Without a map, a target with at least as many features
     keeps the source's features in place and treats the extra ones as new.
     """
+    for space in (source, target):
+        if isinstance(space, gym.spaces.Dict):
+            raise IncompatibleSpacesError(_DICT_REFUSAL.format(keys=list(space.spaces)))
     if not isinstance(source, gym.spaces.Box) or not isinstance(target, gym.spaces.Box):
         raise IncompatibleSpacesError(
             f"Observation spaces must be Box for weight transfer: {_describe(source)} -> {_describe(target)}"
@@ -383,9 +412,19 @@ def compute_plan(
     )
     new_sd: dict[str, torch.Tensor] = {}
     src_obs = flat_dim(source.observation_space)
+    prefixes, layout_why = shared_layout(source.algo, target_algo) or (None, "")
+    cross = source.algo != target_algo
+    src_names, tgt_names = source.algo.upper(), target_algo.upper()
     for name, tensor in tgt_sd.items():
         role = roles[name]
         if role.target_net:
+            continue
+        if prefixes is not None and not name.startswith(prefixes):
+            plan.tensors.append(TensorPlan(
+                name, "init", f"{src_names} -> {tgt_names} transfers the {'/'.join(p.rstrip('.') for p in prefixes)} "
+                f"only: {layout_why}; keeps its fresh initialization", list(tensor.shape),
+                name if name in src_sd else None, list(src_sd[name].shape) if name in src_sd else None,
+                role=_role_text(role)))
             continue
         why = strategy.reinit(name, role)
         if why is not None:
@@ -394,6 +433,9 @@ def compute_plan(
             plan.tensors.append(entry)
             continue
         entry, value = plan_tensor(name, role, src_sd.get(name), tensor, omap, amap, src_obs)
+        if cross and name not in src_sd:
+            entry.reason = (f"{tgt_names} has this tensor ({_role_text(role)}) and the {src_names} source has none "
+                            "(a network the source algorithm does not have); keeps its fresh initialization")
         plan.tensors.append(entry)
         if value is not None:
             new_sd[name] = value
@@ -409,8 +451,12 @@ def compute_plan(
     unused = sorted(set(src_sd) - set(tgt_sd))
     if unused:
         plan.notes.append(f"source tensors with no target counterpart (skipped): {unused}")
-    if source.algo != target_algo:
-        plan.notes.append(f"{source.algo} -> {target_algo}: same policy class ({POLICY_CLASS[target_algo]})")
+    if prefixes is not None:
+        left = sorted(k for k in src_sd if not k.startswith(prefixes) and k in tgt_sd)
+        if left:
+            plan.notes.append(f"{src_names} -> {tgt_names}: source tensors not transferred ({layout_why}): {left}")
+    if cross:
+        plan.notes.append(f"{source.algo} -> {target_algo}: {layout_why}")
     plan.notes.append("source optimizer state not carried over; target hyperparameters and schedules apply; "
                       "num_timesteps starts at 0")
     for t in plan.tensors:

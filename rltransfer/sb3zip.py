@@ -85,6 +85,16 @@ _KEPT_POLICY_KWARGS = frozenset(
         "n_critics",
         "share_features_extractor",
         "normalize_images",
+        "n_quantiles",
+        "with_bias",
+        "lstm_hidden_size",
+        "n_lstm_layers",
+        "shared_lstm",
+        "enable_critic_lstm",
+        "batch_norm",
+        "batch_norm_momentum",
+        "batch_norm_eps",
+        "renorm_warmup_steps",
     }
 )
 # policy_kwargs entries that are dropped on purpose (they do not describe the network).
@@ -124,6 +134,21 @@ _HYPERPARAM_KEYS: tuple[str, ...] = (
     "target_noise_clip",
     "use_sde_at_warmup",
     "target_entropy",
+    # TRPO
+    "cg_max_steps",
+    "cg_damping",
+    "line_search_shrinking_factor",
+    "line_search_max_iter",
+    "n_critic_updates",
+    "sub_sampling_factor",
+    # TQC
+    "top_quantiles_to_drop_per_net",
+    # ARS
+    "n_delta",
+    "n_top",
+    "alive_bonus_offset",
+    "zero_policy",
+    "n_eval_episodes",
 )
 
 _INIT_REPR = re.compile(r"<function ([A-Za-z_]\w*)\.__init__ at ")
@@ -152,7 +177,10 @@ class SB3Archive:
         notes: human-readable remarks about what was inferred, converted or dropped.
         dropped: policy_kwargs entries left out on purpose, with their readable value.
         pytorch_variables: extra tensors (``pytorch_variables.pth``/``tensors.pth``), e.g. SAC's
-            ``log_ent_coef``.
+            ``log_ent_coef``; entries saved as ``None`` (SB3 1.x SAC/TQC with a fixed ``ent_coef``) are
+            left out, with a note.
+        unsupported: why this policy cannot be rebuilt, evaluated or transferred (an image/CNN policy, a
+            custom features extractor), or ``None``. Inspecting it still works.
     """
 
     path: Path
@@ -169,15 +197,13 @@ class SB3Archive:
     notes: list[str] = field(default_factory=list)
     dropped: dict[str, Any] = field(default_factory=dict)
     pytorch_variables: dict[str, torch.Tensor] = field(default_factory=dict)
+    unsupported: str | None = None
 
     @property
     def sb3_policy_alias(self) -> str:
-        """The SB3 policy alias to pass to today's algorithm class (``"MlpPolicy"``, ``"CnnPolicy"``...)."""
-        if "MultiInput" in self.policy_class:
-            return "MultiInputPolicy"
-        if "Cnn" in self.policy_class:
-            return "CnnPolicy"
-        return "MlpPolicy"
+        """The SB3 policy alias to pass to today's algorithm class (``"MlpPolicy"``, ``"LinearPolicy"``,
+        ``"MultiInputPolicy"``, ``"MlpLstmPolicy"``...)."""
+        return sb3layout.policy_alias(self.algo, self.policy_class)
 
     def sb3_policy_kwargs(self) -> dict[str, Any]:
         """``policy_kwargs`` ready for today's SB3 constructor.
@@ -411,28 +437,83 @@ def _policy_class_name(entry: Any) -> tuple[str, str]:
     return module, ""
 
 
-def _infer_algo(module: str, name: str, data: Mapping[str, Any]) -> str | None:
-    family = {
-        "stable_baselines3.sac.policies": "sac",
-        "stable_baselines3.td3.policies": "td3",
-        "stable_baselines3.dqn.policies": "dqn",
-    }.get(module)
-    if family:
-        return family
-    on_policy_module = module in (
-        "stable_baselines3.common.policies",
-        "stable_baselines3.ppo.policies",
-        "stable_baselines3.a2c.policies",
-    )
-    if on_policy_module and (
-        not name or "ActorCritic" in name or name in ("MlpPolicy", "CnnPolicy", "MultiInputPolicy")
-    ):
-        return "ppo" if {"n_epochs", "clip_range", "batch_size"} & set(data) else "a2c"
-    if not module:
-        for tag, algo in (("SAC", "sac"), ("TD3", "td3"), ("DQN", "dqn")):
-            if name.startswith(tag):
-                return algo
-    return None
+#: Policy modules that name one algorithm.
+_MODULE_ALGO: dict[str, str] = {
+    "stable_baselines3.sac.policies": "sac",
+    "stable_baselines3.dqn.policies": "dqn",
+    "stable_baselines3.ddpg.policies": "ddpg",
+    "sb3_contrib.tqc.policies": "tqc",
+    "sb3_contrib.qrdqn.policies": "qrdqn",
+    "sb3_contrib.ars.policies": "ars",
+    "sb3_contrib.crossq.policies": "crossq",
+    "sb3_contrib.ppo_recurrent.policies": "recurrentppo",
+    "sb3_contrib.common.recurrent.policies": "recurrentppo",
+}
+#: Policy class names (pre-1.0 zips name no module) that name one algorithm.
+_CLASS_ALGO: dict[str, str] = {
+    "SACPolicy": "sac", "DQNPolicy": "dqn", "TQCPolicy": "tqc", "QRDQNPolicy": "qrdqn", "ARSPolicy": "ars",
+    "ARSLinearPolicy": "ars", "CrossQPolicy": "crossq", "RecurrentActorCriticPolicy": "recurrentppo",
+    "RecurrentActorCriticCnnPolicy": "recurrentppo", "RecurrentMultiInputActorCriticPolicy": "recurrentppo",
+}
+#: Modules of ``ActorCriticPolicy``, which PPO, A2C and TRPO share.
+_ACTOR_CRITIC_MODULES = frozenset({
+    "stable_baselines3.common.policies", "stable_baselines3.ppo.policies", "stable_baselines3.a2c.policies",
+    "sb3_contrib.trpo.policies",
+})
+#: Fields only one of the algorithms sharing ``ActorCriticPolicy`` saves.
+_TRPO_FIELDS = frozenset({"cg_max_steps", "cg_damping", "line_search_shrinking_factor", "line_search_max_iter",
+                          "n_critic_updates", "sub_sampling_factor"})
+_PPO_FIELDS = frozenset({"n_epochs", "clip_range", "clip_range_vf"})
+#: Fields every on-policy algorithm saves (their absence leaves PPO/A2C/TRPO undecided).
+_ON_POLICY_FIELDS = frozenset({"n_steps", "gae_lambda"})
+#: Modules of sb3-contrib algorithms rltransfer does not support, with why.
+_UNSUPPORTED_MODULES = {
+    "sb3_contrib.common.maskable.policies": "MaskablePPO (action masking needs the env's masks at every step, "
+                                            "which rltransfer's env families do not provide)",
+    "sb3_contrib.ppo_mask.policies": "MaskablePPO (action masking needs the env's masks at every step, which "
+                                     "rltransfer's env families do not provide)",
+}
+
+
+@dataclass(frozen=True)
+class _Inference:
+    """What the readable data says about the algorithm: one name, or the candidates and what is missing."""
+
+    algo: str | None
+    candidates: tuple[str, ...] = ()
+    why: str = ""
+
+
+def _infer_algo(module: str, name: str, data: Mapping[str, Any]) -> _Inference:
+    """The algorithm that wrote ``data``, from its policy class (module and name) and the fields only one
+    algorithm saves; never by resemblance of hyperparameters."""
+    keys = set(data)
+    if module in _UNSUPPORTED_MODULES:
+        return _Inference(None, (), f"{_UNSUPPORTED_MODULES[module]} is not supported")
+    algo = _MODULE_ALGO.get(module) or (_CLASS_ALGO.get(name) if not module or module.startswith(
+        ("stable_baselines3.", "sb3_contrib.")) else None)
+    if algo:
+        return _Inference(algo)
+    td3_layout = module == "stable_baselines3.td3.policies" or (not module and name.startswith("TD3"))
+    if td3_layout:
+        # DDPG is TD3 with policy_delay=1 and target_noise_clip=0.0 (and one critic): SB3 saves both fields
+        delay, clip = data.get("policy_delay"), data.get("target_noise_clip")
+        if isinstance(delay, int) and isinstance(clip, (int, float)) and not isinstance(delay, bool):
+            return _Inference("ddpg" if delay == 1 and float(clip) == 0.0 else "td3")
+        return _Inference(None, ("td3", "ddpg"), "TD3Policy is used by TD3 and DDPG, and the data lacks "
+                          "policy_delay/target_noise_clip, which tell them apart")
+    actor_critic = module in _ACTOR_CRITIC_MODULES or (not module and "ActorCritic" in name)
+    if actor_critic and (not name or "ActorCritic" in name or name in ("MlpPolicy", "CnnPolicy", "MultiInputPolicy")):
+        if keys & _TRPO_FIELDS:
+            return _Inference("trpo")
+        if keys & _PPO_FIELDS:
+            return _Inference("ppo")
+        if keys & _ON_POLICY_FIELDS:
+            return _Inference("a2c")  # on-policy data without PPO's or TRPO's own fields
+        return _Inference(None, ("ppo", "a2c", "trpo"), "ActorCriticPolicy is used by PPO, A2C and TRPO, and "
+                          "the data has none of the fields that tell them apart (n_epochs/clip_range: PPO; "
+                          "cg_max_steps/line_search_*: TRPO; n_steps alone: A2C)")
+    return _Inference(None, ALGOS, "")
 
 
 def _default_policy_name(algo: str) -> str:
@@ -622,11 +703,18 @@ def _read_members(path: Path, notes: list[str]) -> _Members:
         variables: dict[str, torch.Tensor] = {}
         for name in ("pytorch_variables.pth", "tensors.pth"):
             if name in archive.namelist():
+                none_keys: list[str] = []
                 variables = load_tensors(
                     read_member(archive, name, path, "a dict of tensors", limits.MAX_WEIGHTS_BYTES, budget),
                     path,
                     name,
+                    none_keys=none_keys,
                 )
+                if none_keys:
+                    notes.append(
+                        f"{name}: {', '.join(none_keys)} saved as None (SB3 1.x writes log_ent_coef=None when "
+                        "the entropy coefficient is fixed); left out"
+                    )
                 break
     if not state_dict:
         raise BundleError(
@@ -640,26 +728,33 @@ def _read_members(path: Path, notes: list[str]) -> _Members:
 
 
 def _resolve_algo(data: Mapping[str, Any], override: str | None, path: Path, notes: list[str]) -> tuple[str, str]:
-    """The algorithm (``override`` wins over what the file looks like) and the policy class name."""
+    """The algorithm (``override`` wins over what the file says) and the policy class name.
+
+    Raises:
+        BundleError: the data does not tell the algorithm and none was given; the message names the option
+            (``--algo``, ``algo=`` in Python) and the candidates.
+    """
     module, class_name = _policy_class_name(data.get("policy_class"))
     inferred = _infer_algo(module, class_name, data)
+    described = f"policy class {short_repr(class_name or '?')} from module {short_repr(module or '?')}"
     if override is not None:
         algo_name = override
-        if inferred is None:
-            notes.append(
-                f"algo given as {short_repr(override)}; the file's policy class {short_repr(class_name or '?')} from module "
-                f"{short_repr(module or '?')} is not one of SB3's core algorithms"
-            )
-        elif inferred != override:
-            notes.append(f"algo given as {short_repr(override)}; the file looks like {short_repr(inferred)}")
-    elif inferred is None:
+        if inferred.algo is None:
+            notes.append(f"algo given as {short_repr(override)}; the file's {described} does not tell the "
+                         f"algorithm{': ' + inferred.why if inferred.why else ''}")
+        elif inferred.algo != override:
+            notes.append(f"algo given as {short_repr(override)}; the file says {short_repr(inferred.algo)}")
+    elif inferred.algo is None:
+        if inferred.why and not inferred.candidates:
+            raise BundleError(f"{path}: {described}: {inferred.why}")
+        reason = inferred.why or "not a policy class of a supported algorithm"
         raise BundleError(
-            f"{path}: cannot tell the algorithm: policy class {short_repr(class_name or '?')} from module "
-            f"{short_repr(module or '?')}, hyperparameter keys {short_repr(sorted(k for k in data if not k.startswith('_'))[:12], 200)}; "
-            f"pass algo= one of {list(ALGOS)}"
+            f"{path}: cannot tell the algorithm: {described}: {reason}; hyperparameter keys "
+            f"{short_repr(sorted(k for k in data if not k.startswith('_'))[:12], 200)}. Name it with --algo "
+            f"(algo= in Python), one of: {', '.join(inferred.candidates)}"
         )
     else:
-        algo_name = inferred
+        algo_name = inferred.algo
     if not class_name:
         class_name = _default_policy_name(algo_name)
         notes.append(f"policy class name not readable; assuming {class_name}")
@@ -705,7 +800,7 @@ def _resolve_net_arch(
     Args:
         sizes: ``in_features``, ``out_features`` and ``copies`` for :func:`check_net_arch`.
     """
-    on_policy = algo_name in ON_POLICY_ALGOS
+    on_policy = algo_name in ON_POLICY_ALGOS or algo_name == "recurrentppo"
     net_arch = None if raw_net_arch is None else _declared_net_arch(raw_net_arch, on_policy, sizes, path, notes)
     shape_arch = infer_net_arch(state_dict, algo_name)
     if net_arch is None and shape_arch is not None:
@@ -743,12 +838,34 @@ def _complete_policy_kwargs(
         )
     if algo_name in sb3layout.CONTINUOUS_ONLY and "n_critics" not in policy_kwargs:
         n_critics = sb3layout.count_critics(state_dict)
-        if n_critics and n_critics != 2:
+        default = 1 if algo_name == "ddpg" else 2
+        if n_critics and n_critics != default:
             policy_kwargs["n_critics"] = n_critics
             notes.append(f"n_critics={n_critics} inferred from policy.pth")
+    if algo_name in sb3layout.QUANTILE_ALGOS:
+        n_actions = int(action_space.n) if isinstance(action_space, spaces.Discrete) else 1
+        n_quantiles = sb3layout.infer_quantiles(state_dict, algo_name, n_actions)
+        if n_quantiles is not None and policy_kwargs.get("n_quantiles") != n_quantiles:
+            if "n_quantiles" in policy_kwargs:
+                notes.append(f"n_quantiles read as {policy_kwargs['n_quantiles']} but policy.pth holds "
+                             f"{n_quantiles}; using policy.pth")
+            else:
+                notes.append(f"n_quantiles={n_quantiles} inferred from the shape of the quantile output layer")
+            policy_kwargs["n_quantiles"] = n_quantiles
+    if algo_name == "ars":
+        with_bias = any(re.match(r"^action_net\.\d+\.bias$", k) for k in state_dict)
+        if policy_kwargs.get("with_bias") != with_bias:
+            policy_kwargs["with_bias"] = with_bias
+            notes.append(f"with_bias={with_bias} inferred from policy.pth")
+    if algo_name == "recurrentppo":
+        lstm = sb3layout.infer_lstm_kwargs(state_dict)
+        for key, value in (lstm or {}).items():
+            if policy_kwargs.get(key) != value:
+                notes.append(f"{key}={value} inferred from the LSTM tensors in policy.pth")
+                policy_kwargs[key] = value
     log_std = state_dict.get("log_std")
     if (
-        algo_name in ON_POLICY_ALGOS
+        (algo_name in ON_POLICY_ALGOS or algo_name == "recurrentppo")
         and "full_std" not in policy_kwargs
         and log_std is not None
         and log_std.ndim == 2
@@ -776,6 +893,39 @@ def _note_shared_list(raw_net_arch: Any, on_policy: bool, version: str | None, n
 def _opt_int(data: Mapping[str, Any], key: str) -> int | None:
     value = data.get(key)
     return int(value) if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _unsupported(class_name: str, state_dict: Mapping[str, torch.Tensor], dropped: Mapping[str, Any],
+                 observation_space: spaces.Space) -> str | None:
+    """Why this policy cannot be rebuilt here (an image/CNN policy, a custom features extractor), or None.
+
+    rltransfer rebuilds MLP policies on vector observations (and Dict of vectors): their features
+    extractors (``FlattenExtractor``, ``CombinedExtractor`` of Boxes) hold no tensors. Any tensor of a
+    features extractor means a network whose code the file does not carry in readable form.
+    """
+    extractor_keys = sorted(k for k in state_dict if "features_extractor." in k)
+    cnn_keys = [k for k in extractor_keys if ".cnn." in k]
+    extractor = str(dropped.get("features_extractor_class", ""))
+    images = [
+        key for key, sub in (observation_space.spaces.items() if isinstance(observation_space, spaces.Dict)
+                             else [("observation", observation_space)])
+        if isinstance(sub, spaces.Box) and len(sub.shape) == 3
+    ]
+    if "Cnn" in class_name or cnn_keys or "NatureCNN" in extractor or (images and extractor_keys):
+        found = cnn_keys[:1] or extractor_keys[:1]
+        return (
+            "image (CNN) policies are not supported: rltransfer reads, evaluates and transfers MLP policies on "
+            f"vector observations; this file holds {short_repr(class_name or 'a CNN policy')}"
+            + (f" with a convolutional features extractor ({short_repr(found[0])}...)" if found else "")
+            + (f" for image observations ({', '.join(images)})" if images else "")
+        )
+    if extractor_keys:
+        return (
+            f"custom features extractors are not supported: the policy's tensors {short_repr(extractor_keys[:3])} "
+            "belong to a features extractor whose code the file holds only pickled (rltransfer rebuilds MLP "
+            "policies, whose extractor has no tensors)"
+        )
+    return None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -808,10 +958,14 @@ def read_sb3_zip(path: str | Path, algo: str | None = None) -> SB3Archive:
     observation_space = space_from_sb3(data.get("observation_space"), "observation_space", path, notes)
     action_space = space_from_sb3(data.get("action_space"), "action_space", path, notes)
 
-    on_policy = algo_name in ON_POLICY_ALGOS
+    on_policy = algo_name in ON_POLICY_ALGOS or algo_name == "recurrentppo"
     policy_kwargs, raw_net_arch = _read_policy_kwargs(data.get("policy_kwargs"), notes, dropped)
     if on_policy:
         state_dict = _split_shared(state_dict, notes)
+    state_dict, renamed = sb3layout.convert_legacy_keys(state_dict, algo_name)
+    if renamed:
+        notes.append(renamed)
+    unsupported = _unsupported(class_name, state_dict, dropped, observation_space)
     sizes = {
         "in_features": flat_size(observation_space),
         "out_features": flat_size(action_space),
@@ -821,6 +975,10 @@ def read_sb3_zip(path: str | Path, algo: str | None = None) -> SB3Archive:
     if net_arch is not None:
         policy_kwargs["net_arch"] = net_arch
     _complete_policy_kwargs(policy_kwargs, data, state_dict, algo_name, action_space, notes)
+    if sb3layout.policy_alias(algo_name, class_name) == "LinearPolicy":
+        for key in ("net_arch", "activation_fn"):  # ARS's linear policy has no hidden layers to describe
+            policy_kwargs.pop(key, None)
+        notes[:] = [n for n in notes if not n.startswith(("activation_fn not recorded", "net_arch not readable"))]
     _note_shared_list(raw_net_arch, on_policy, members.version, notes)
     hyperparams = _read_hyperparams(data, notes)
 
@@ -839,4 +997,5 @@ def read_sb3_zip(path: str | Path, algo: str | None = None) -> SB3Archive:
         notes=notes,
         dropped=dropped,
         pytorch_variables=members.variables,
+        unsupported=unsupported,
     )

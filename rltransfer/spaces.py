@@ -429,6 +429,8 @@ def space_from_sb3(entry: Any, key: str, path: Path, notes: list[str]) -> spaces
             )
             dtype = _dtype(entry.get("dtype", "int64"), f"{where}['dtype']")
             return spaces.MultiDiscrete(nvec, dtype=dtype, start=start)
+        if name == "Dict":
+            return _dict_from_sb3(entry, key, where, notes)
         if name == "MultiBinary":
             n = entry.get("n", shape_value)
             if n is None:
@@ -443,7 +445,7 @@ def space_from_sb3(entry: Any, key: str, path: Path, notes: list[str]) -> spaces
         raise BundleError(f"{where}: cannot rebuild {name} from its readable fields: {exc}") from exc
     raise BundleError(
         f"{where}: {short_repr(name or entry.get(':type:'))} spaces cannot be rebuilt without unpickling; "
-        "supported: Box, Discrete, MultiDiscrete, MultiBinary"
+        "supported: Box, Discrete, MultiDiscrete, MultiBinary, and Dict of those"
     )
 
 
@@ -455,4 +457,168 @@ def flat_size(space: spaces.Space) -> int:
         return int(space.nvec.sum())
     if isinstance(space, (spaces.Box, spaces.MultiBinary)):
         return math.prod(space.shape)
+    if isinstance(space, spaces.Dict):  # SB3's CombinedExtractor concatenates the flattened sub-spaces
+        return sum(flat_size(sub) for sub in space.spaces.values())
     return 1
+
+
+# --------------------------------------------------------------------------------------------------
+# Spaces: Dict sub-spaces from their printed form
+
+#: Longest printed form of a Dict space read (its sub-spaces' bounds are at most MAX_SPACE_ELEMENTS numbers).
+_MAX_REPR_CHARS = 4 * 2**20
+_REPR_KEY = re.compile(r"""\s*(?:'([^'\\]{0,256})'|"([^"\\]{0,256})")\s*""")
+_REPR_NAME = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*\(")
+
+
+class _SpaceRepr:
+    """Reads the printed form of a Dict space, as SB3 writes it in the ``spaces`` field: old gym's
+    ``OrderedDict([('key', Box(-inf, inf, (3,), float32)), ...])``, gymnasium's
+    ``{'key': Box(...), ...}`` and nested ``Dict('key': ...)``. Nothing is evaluated: a small scanner
+    accepts Box, Discrete, MultiBinary, MultiDiscrete and Dict with literal arguments only."""
+
+    def __init__(self, text: str, where: str, budget: list[int]) -> None:
+        self.text, self.pos, self.where, self.budget = text, 0, where, budget
+
+    def fail(self, why: str) -> BundleError:
+        snippet = self.text[self.pos:self.pos + 40]
+        return BundleError(f"{self.where}: cannot read the printed Dict space at character {self.pos} "
+                           f"({why}, near {snippet!r})")
+
+    def skip(self, token: str) -> None:
+        rest = self.text[self.pos:]
+        stripped = rest.lstrip()
+        if not stripped.startswith(token):
+            raise self.fail(f"expected {token!r}")
+        self.pos += len(rest) - len(stripped) + len(token)
+
+    def peek(self, token: str) -> bool:
+        return self.text[self.pos:].lstrip().startswith(token)
+
+    def key(self) -> str:
+        match = _REPR_KEY.match(self.text, self.pos)
+        if not match:
+            raise self.fail("expected a quoted key")
+        self.pos = match.end()
+        return match.group(1) if match.group(1) is not None else match.group(2)
+
+    def mapping(self, depth: int = 0) -> spaces.Dict:
+        if depth > limits.MAX_NESTING:
+            raise ResourceLimitError(f"{self.where}: Dict spaces nested deeper than {limits.MAX_NESTING} levels")
+        items: dict[str, spaces.Space] = {}
+        if self.peek("OrderedDict("):
+            self.skip("OrderedDict(")
+            self.skip("[")
+            while not self.peek("]"):
+                self.skip("(")
+                name = self.key()
+                self.skip(",")
+                items[name] = self.space(depth)
+                self.skip(")")
+                if not self.peek("]"):
+                    self.skip(",")
+            self.skip("]")
+            self.skip(")")
+        else:
+            close = "}" if self.peek("{") else ")"
+            self.skip("{" if close == "}" else "Dict(")
+            while not self.peek(close):
+                name = self.key()
+                self.skip(":")
+                items[name] = self.space(depth)
+                if not self.peek(close):
+                    self.skip(",")
+            self.skip(close)
+        if not items:
+            raise self.fail("a Dict space without sub-spaces")
+        from collections import OrderedDict
+
+        return spaces.Dict(OrderedDict(items))  # the file's order: CombinedExtractor concatenates in it
+
+    def arguments(self) -> list[str]:
+        """The top-level, comma-separated arguments up to the matching ``)`` (brackets kept together)."""
+        depth, start, args = 0, self.pos, []
+        for i in range(self.pos, len(self.text)):
+            char = self.text[i]
+            if char in "([":
+                depth += 1
+            elif char in ")]":
+                if depth == 0:
+                    args.append(self.text[start:i].strip())
+                    self.pos = i + 1
+                    return [a for a in args if a]
+                depth -= 1
+            elif char == "," and depth == 0:
+                args.append(self.text[start:i].strip())
+                start = i + 1
+        raise self.fail("unbalanced parentheses")
+
+    def space(self, depth: int) -> spaces.Space:
+        if self.peek("Dict(") or self.peek("OrderedDict(") or self.peek("{"):
+            return self.mapping(depth + 1)
+        match = _REPR_NAME.match(self.text, self.pos)
+        if not match:
+            raise self.fail("expected a space such as Box(...)")
+        kind = match.group(1)
+        self.pos = match.end()
+        args = self.arguments()
+        positional = [a for a in args if not re.match(r"^[A-Za-z_]\w*=", a)]
+        named = dict(a.split("=", 1) for a in args if re.match(r"^[A-Za-z_]\w*=", a))
+        try:
+            return self._build(kind, positional, named)
+        except (ValueError, TypeError, OverflowError, AssertionError) as exc:
+            if isinstance(exc, (BundleError, ConfigError)):
+                raise
+            raise self.fail(f"invalid {kind}: {exc}") from exc
+
+    def _build(self, kind: str, args: list[str], named: dict[str, str]) -> spaces.Space:
+        if kind == "Box":
+            if len(args) >= 3:  # Box(low, high, shape, dtype)
+                shape = tuple(_int_field(t) for t in args[2].strip("()").split(",") if t.strip())
+                dtype = _dtype(args[3] if len(args) > 3 else "float32", f"{self.where}: Box dtype")
+                _check_elements(math.prod(shape), self.where)
+                _spend(self.budget, math.prod(shape), self.where)
+                bounds = []
+                for text in args[:2]:
+                    array, remark = _readable_array(text, shape, dtype)
+                    if array is None:
+                        raise self.fail(f"Box bound {short_repr(text, 60)} is not a number or array ({remark})")
+                    bounds.append(array)
+                return spaces.Box(low=bounds[0], high=bounds[1], shape=shape, dtype=dtype)
+            shape = tuple(_int_field(t) for t in args if t.strip())  # old gym: Box(3,) or Box(2, 3)
+            _check_elements(math.prod(shape), self.where)
+            _spend(self.budget, math.prod(shape), self.where)
+            return spaces.Box(-np.inf, np.inf, shape=shape, dtype=np.float32)
+        if kind == "Discrete" and args:
+            start = _int_field(named.get("start", "0"))
+            return spaces.Discrete(_check_discrete(_int_field(args[0]), self.where),
+                                   start=_check_start(start, self.where))
+        if kind == "MultiBinary" and args:
+            n = _int_array_field(args[0], self.where).tolist() if args[0].startswith("[") else _int_field(args[0])
+            shape = tuple(n) if isinstance(n, list) else (n,)
+            _spend(self.budget, math.prod(shape), self.where)
+            return spaces.MultiBinary(list(shape) if isinstance(n, list) else n)
+        if kind == "MultiDiscrete" and args:
+            nvec = _check_nvec(_int_array_field(args[0], self.where), self.where)
+            _spend(self.budget, int(nvec.size), self.where)
+            return spaces.MultiDiscrete(nvec)
+        raise self.fail(f"{kind} is not a space this reader knows (Box, Discrete, MultiBinary, MultiDiscrete, Dict)")
+
+
+def _dict_from_sb3(entry: Mapping[str, Any], key: str, where: str, notes: list[str]) -> spaces.Dict:
+    """A Dict space from the printed form of its sub-spaces (the ``spaces`` field)."""
+    text = entry.get("spaces")
+    if not isinstance(text, str):
+        raise BundleError(f"{where}: Dict space without a readable 'spaces' field")
+    if len(text) > _MAX_REPR_CHARS:
+        raise ResourceLimitError(f"{where}: printed Dict space of {len(text):,} characters, more than the "
+                                 f"{_MAX_REPR_CHARS:,} allowed")
+    parser = _SpaceRepr(text, f"{where}['spaces']", [limits.MAX_SPACE_ELEMENTS])
+    space = parser.mapping()
+    if text[parser.pos:].strip():
+        raise parser.fail("unexpected text after the Dict space")
+    notes.append(
+        f"{key}: Dict space with keys {list(space.spaces)} rebuilt from its printed form; a Box bound printed "
+        "as one number stands for every entry (old gym printed only the minimum/maximum)"
+    )
+    return space

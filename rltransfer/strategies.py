@@ -29,7 +29,7 @@ from rltransfer.bundle import LoadedPolicy
 from rltransfer.config import Strict, validate
 from rltransfer.errors import ConfigError, TransferError, unknown_name
 from rltransfer.plan import TensorPlan, TransferPlan, flat_dim
-from rltransfer.sb3layout import HEADS, ON_POLICY, Role
+from rltransfer.sb3layout import CONTINUOUS_ONLY, HEADS, ON_POLICY, Role
 from rltransfer.spec import RunSpec
 
 HeadName = Literal[HEADS]  # type: ignore[valid-type]
@@ -497,11 +497,16 @@ class KickstartCallback(BaseCallback):
             s_dist = student.get_distribution(obs).distribution
             kl = torch.distributions.kl_divergence(t_dist, s_dist)
             return kl.sum(-1).mean() if kl.dim() > 1 else kl.mean()
-        if algo in ("sac", "td3"):
+        if algo in CONTINUOUS_ONLY:
+            stochastic = algo in ("sac", "tqc", "crossq")  # their actors take deterministic=; TD3/DDPG's do not
             with torch.no_grad():
-                target = teacher.actor(t_obs, deterministic=True) if algo == "sac" else teacher.actor(t_obs)
-            pred = student.actor(obs, deterministic=True) if algo == "sac" else student.actor(obs)
+                target = teacher.actor(t_obs, deterministic=True) if stochastic else teacher.actor(t_obs)
+            pred = student.actor(obs, deterministic=True) if stochastic else student.actor(obs)
             return ((pred - target) ** 2).sum(-1).mean()
+        if algo == "qrdqn":  # Q-values are the means of the quantiles: (batch, n_quantiles, n_actions)
+            with torch.no_grad():
+                target = teacher.quantile_net(t_obs).mean(dim=1).argmax(-1)
+            return torch.nn.functional.cross_entropy(student.quantile_net(obs).mean(dim=1), target)
         with torch.no_grad():
             target = teacher.q_net(t_obs).argmax(-1)
         return torch.nn.functional.cross_entropy(student.q_net(obs), target)

@@ -522,10 +522,11 @@ def check_suite(suite: Suite) -> None:
                 raise ConfigError(f"{loc}.source.train.agent: {exc}") from None
             if train.curriculum is not None:
                 _check_curriculum(train.curriculum, src_family, f"{loc}.source.train.curriculum")
-                from rltransfer.arms import source_spec
+                from rltransfer.spec import train_spec
 
                 try:  # with the source's preset and variant (a parameter both fix and draw is refused)
-                    source_spec(train)
+                    train_spec(train.env, train.agent, dict(train.params), max(1, train.steps), train.seed,
+                               curriculum=train.curriculum, randomize=train.randomize, variant=train.variant)
                 except RLTransferError as exc:
                     raise ConfigError(f"{loc}.source.train.curriculum: {exc}") from None
         elif pair.source.policy is not None and not Path(pair.source.policy).exists():

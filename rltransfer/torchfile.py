@@ -387,7 +387,20 @@ def check_tensors(tensors: Mapping[str, torch.Tensor], where: str) -> None:
                 )
 
 
-def load_tensors(raw: bytes, path: Path, name: str) -> dict[str, torch.Tensor]:
+def load_tensors(raw: bytes, path: Path, name: str, none_keys: list[str] | None = None) -> dict[str, torch.Tensor]:
+    """Check, then load a torch file that must hold a ``str -> tensor`` dict (``weights_only=True``).
+
+    Args:
+        raw: the file's bytes.
+        path: the zip it came from (quoted in errors).
+        name: the member's name.
+        none_keys: when a list, entries whose value is ``None`` are accepted, left out of the result and
+            their keys appended to it: what SB3 1.x wrote in ``pytorch_variables.pth`` for SAC/TQC with a
+            fixed entropy coefficient (``{'log_ent_coef': None, 'ent_coef_tensor': tensor}``).
+
+    Raises:
+        BundleError: anything that is not such a dict of plain, finite weights.
+    """
     expected = "a torch state dict (str -> tensor) loadable with weights_only=True"
     where = f"{path}: member {name!r}"
     if raw[:4] == b"PK\x03\x04":
@@ -400,8 +413,16 @@ def load_tensors(raw: bytes, path: Path, name: str) -> dict[str, torch.Tensor]:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise BundleError(f"{where} is not {expected}: {short_repr(first_line, 200)}") from exc
     if not isinstance(loaded, Mapping) or not all(
-        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in loaded.items()
+        isinstance(k, str) and (isinstance(v, torch.Tensor) or (none_keys is not None and v is None))
+        for k, v in loaded.items()
     ):
-        raise BundleError(f"{where} holds {type(loaded).__name__}, expected {expected}")
-    check_tensors(loaded, where)
-    return dict(loaded)
+        what = type(loaded).__name__
+        if isinstance(loaded, Mapping):
+            bad = next((k, v) for k, v in loaded.items() if not (isinstance(k, str) and isinstance(v, torch.Tensor)))
+            what = f"{what} with entry {short_repr(bad[0])} of type {type(bad[1]).__name__}"
+        raise BundleError(f"{where} holds {what}, expected {expected}")
+    tensors = {k: v for k, v in loaded.items() if v is not None}
+    check_tensors(tensors, where)
+    if none_keys is not None:
+        none_keys.extend(sorted(k for k, v in loaded.items() if v is None))
+    return tensors

@@ -7,9 +7,11 @@ torch's "invalid distribution parameter" crash (what divergence causes in SAC/PP
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
 import traceback
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,8 +26,57 @@ from rltransfer.algos import algo_class, sb3_kwargs
 from rltransfer.config import AgentSpec
 from rltransfer.errors import ConfigError
 from rltransfer.rundir import atomic_write_text
+from rltransfer.sb3layout import OFF_POLICY
 
 logger = logging.getLogger(__name__)
+
+
+class BudgetWarning(UserWarning):
+    """A run whose budget cannot train what it is meant to (e.g. no more steps than ``learning_starts``)."""
+
+
+def learning_starts(spec: AgentSpec) -> int | None:
+    """The env steps an off-policy agent collects before its first gradient step: its ``learning_starts``,
+    or the algorithm's default (None for algorithms without a warm-up)."""
+    if spec.algo not in OFF_POLICY:
+        return None
+    if spec.hyperparams.learning_starts is not None:
+        return int(spec.hyperparams.learning_starts)
+    default = inspect.signature(algo_class(spec.algo).__init__).parameters.get("learning_starts")
+    return int(default.default) if default is not None and isinstance(default.default, int) else None
+
+
+def check_learning_starts(spec: AgentSpec, steps: int, strict: bool = False, where: str = "") -> str | None:
+    """Say so when an off-policy run's budget is not above its agent's ``learning_starts``.
+
+    SB3 takes its first gradient step once ``num_timesteps > learning_starts``: with ``steps`` at or below
+    it nothing is trained and the evaluation curve stays flat. Call it before training starts.
+
+    Args:
+        spec: the agent of the run.
+        steps: the run's budget (env steps).
+        strict: raise instead of warning.
+        where: what the run is, quoted in the message (e.g. ``transfer into 'pendulum'``).
+
+    Returns:
+        The message (also issued as a :class:`BudgetWarning`), or None when the budget is enough.
+
+    Raises:
+        ConfigError: with ``strict``, when the budget is too small.
+    """
+    starts = learning_starts(spec)
+    if starts is None or steps > starts:
+        return None
+    message = (
+        f"{where + ': ' if where else ''}the budget of {steps:,} env steps is not above the agent's "
+        f"learning_starts={starts:,} ({spec.name}, {spec.algo.upper()}): SB3 takes no gradient step before "
+        f"learning_starts, so nothing would be trained and the curve would stay flat; give --steps above "
+        f"{starts:,}, or an agent with a smaller learning_starts"
+    )
+    if strict:
+        raise ConfigError(message)
+    warnings.warn(message, BudgetWarning, stacklevel=2)
+    return message
 
 
 # ------------------------------------------------------------------------------------------ model building

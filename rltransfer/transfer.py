@@ -21,11 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
-from rltransfer.bundle import LoadedPolicy, load_policy
+from rltransfer.bundle import LoadedPolicy, load_policy, sync_algorithm_state
 from rltransfer.config import AgentSpec, EnvFamily, PolicyKwargs, load_agent, load_family, validate
 from rltransfer.environments import WrapperSpec, family_for_gym_id, observation_names
 from rltransfer.errors import ConfigError, TransferError
@@ -44,6 +45,7 @@ from rltransfer.plan import (
     resolve_action_map,
     resolve_obs_map,
 )
+from rltransfer.sb3layout import POLICIES, SDE_ALGOS, policy_alias
 from rltransfer.spec import RunSpec
 from rltransfer.strategies import (
     L2SP,
@@ -69,7 +71,7 @@ from rltransfer.strategies import (
     register_strategy,
     strategy_options,
 )
-from rltransfer.training import RunResult, build_model
+from rltransfer.training import RunResult, build_model, check_learning_starts
 
 __all__ = [  # this module's names, and the plan and strategy names re-exported from plan/strategies
     "COMPATIBLE",
@@ -95,9 +97,11 @@ __all__ = [  # this module's names, and the plan and strategy names re-exported 
     "TransferPlan",
     "TransferResult",
     "assemble_transfer",
+    "STRATEGY_LIMITS",
     "attach_l2sp",
     "blend_moments",
     "check_algorithms",
+    "check_strategy",
     "combine_moments",
     "compute_plan",
     "describe_policy",
@@ -119,6 +123,11 @@ __all__ = [  # this module's names, and the plan and strategy names re-exported 
 ]
 
 
+#: The algorithm each source was read as when its spec was built (``--source-algo`` for a zip whose data does
+#: not tell it), so that assembling the run in this process reads it the same way.
+_SOURCE_ALGOS: dict[tuple[str, str], str] = {}
+
+
 @dataclass
 class TransferResult(RunResult):
     plan: TransferPlan | None = None
@@ -138,6 +147,7 @@ class SourceDescription:
     clip_obs: float | None
     wrappers: tuple[str, ...]
     where: str
+    policy: str = "MlpPolicy"
 
 
 def describe_policy(source: LoadedPolicy) -> SourceDescription:
@@ -145,6 +155,7 @@ def describe_policy(source: LoadedPolicy) -> SourceDescription:
         algo=source.algo, policy_kwargs=dict(source.policy_kwargs), use_sde=bool(getattr(source.model, "use_sde", False)),
         clip_obs=float(source.normalization.clip_obs) if source.normalization is not None else None,
         wrappers=tuple(w.name for w in source.wrappers), where=str(source.path),
+        policy=policy_alias(source.algo, type(source.model.policy).__name__),
     )
 
 
@@ -155,6 +166,7 @@ def describe_spec(spec: RunSpec) -> SourceDescription:
         algo=agent.algo, policy_kwargs=agent.policy_kwargs.model_dump(exclude_none=True),
         use_sde=bool(agent.hyperparams.use_sde), clip_obs=agent.normalize.clip_obs if agent.normalize else None,
         wrappers=tuple(w.name for w in spec.env.wrappers), where=f"the source trained by run spec {spec.fingerprint()}",
+        policy=agent.policy,
     )
 
 
@@ -171,14 +183,22 @@ def target_agent(source: LoadedPolicy | SourceDescription, family: EnvFamily, al
         spec = load_agent(agent or target_algo, family.name)
     if spec.algo != target_algo:
         raise ConfigError(f"agent {spec.name!r} is {spec.algo}, but the target algorithm is {target_algo}")
-    arch_keys = ("net_arch", "activation_fn", "log_std_init", "full_std", "squash_output", "n_critics",
-                 "share_features_extractor")
+    arch_keys = ["net_arch", "activation_fn", "log_std_init", "full_std", "squash_output",
+                 "share_features_extractor"]
+    if target_algo == desc.algo:
+        # the algorithm's own settings; across a shared layout the target keeps its own (TD3: two critics)
+        arch_keys += ["n_critics", "n_quantiles", "with_bias"]
     src_kwargs = {k: v for k, v in desc.policy_kwargs.items() if k in arch_keys}
     kwargs = {**spec.policy_kwargs.model_dump(exclude_none=True), **src_kwargs}
     data = spec.model_dump(exclude_none=True)
     where = f"{desc.where} (the source's architecture)"
+    if target_algo == desc.algo and desc.policy in POLICIES:
+        data["policy"] = desc.policy  # e.g. ARS's LinearPolicy
+        if desc.policy == "LinearPolicy":
+            for key in ("net_arch", "activation_fn"):
+                kwargs.pop(key, None)
     data["policy_kwargs"] = validate(PolicyKwargs, kwargs, where).model_dump(exclude_none=True)
-    if target_algo in ("ppo", "a2c", "sac"):
+    if target_algo in SDE_ALGOS:
         data.setdefault("hyperparams", {})["use_sde"] = desc.use_sde
     if desc.clip_obs is not None:
         data["normalize"] = {"obs": True, "reward": bool(spec.normalize.reward) if spec.normalize else False,
@@ -206,30 +226,68 @@ def transfer_spec(
     wrappers: Sequence[str | WrapperSpec] = (),
     threads: int | None = 1,
     checkpoints: Any = None,
+    source_algo: str | None = None,
+    strict: bool = False,
 ) -> RunSpec:
     """The :class:`~rltransfer.spec.RunSpec` of a transfer run: the target's training spec (the target
     agent with the source's architecture, see :func:`target_agent`) plus the source (path and content
     hash), the strategy and the space mappings. Everything is validated here, before any run directory
     exists; the plan itself is computed when the run is assembled (:func:`assemble_transfer`).
+
+    Args:
+        source_algo: the source's algorithm, for an SB3 zip whose data does not tell it (``--source-algo``).
+        strict: a budget at or below the target agent's ``learning_starts`` (nothing would be trained) is an
+            error instead of a :class:`~rltransfer.training.BudgetWarning`.
     """
     from rltransfer.bundle import policy_fingerprint
     from rltransfer.spec import SourceRef, TransferSpec, train_spec
 
     spec_s = strategy if isinstance(strategy, StrategySpec) else parse_strategy(strategy, options)
-    loaded = source if isinstance(source, LoadedPolicy) else load_policy(source)
+    loaded = source if isinstance(source, LoadedPolicy) else load_policy(source, algo=source_algo)
+    if isinstance(loaded.observation_space, gym.spaces.Dict):
+        flat_dim(loaded.observation_space)  # raises the Dict refusal, with its reason
     family = env if isinstance(env, EnvFamily) else load_family(env)
     target = target_agent(loaded, family, algo, agent)
+    check_strategy(target.algo, spec_s.name)
     base = train_spec(family, target, params, steps, seed, eval_freq, eval_episodes, threads=threads,
                       wrappers=list(wrappers), checkpoints=checkpoints, label=f"{target.name}-{spec_s.name}")
+    check_learning_starts(target, base.steps, strict=strict, where=f"transfer into {family.name!r}")
     if isinstance(obs_map, str) and obs_map != "auto":
         raise ConfigError(f"obs_map must be a list or 'auto', got {obs_map!r}")
+    ref = SourceRef(path=str(Path(loaded.path).resolve()), fingerprint=policy_fingerprint(loaded.path))
+    _SOURCE_ALGOS[(ref.path, ref.fingerprint)] = loaded.algo
     ts = TransferSpec(
-        source=SourceRef(path=str(Path(loaded.path).resolve()), fingerprint=policy_fingerprint(loaded.path)),
+        source=ref,
         strategy={"name": spec_s.name, **spec_s.model_dump(exclude_unset=True, exclude={"name"})},
         obs_map=list(obs_map) if obs_map is not None and not isinstance(obs_map, str) else obs_map,
         action_map=list(action_map) if action_map is not None else None,
     )
     return base.model_copy(update={"transfer": ts})
+
+
+#: Strategies each algorithm's update can honour, where it cannot honour them all, and why.
+STRATEGY_LIMITS: dict[str, tuple[frozenset[str], str]] = {
+    "ars": (frozenset({"finetune", "reinit_heads"}),
+            "ARS updates its weights by random search over the whole parameter vector, without gradients or "
+            "an optimizer, so freezing, per-tensor learning rates, L2-SP, kickstarting and adapt_norm's frozen "
+            "phase have nothing to act on"),
+    "trpo": (frozenset({"finetune", "reinit_heads", "kickstart", "adapt_norm"}),
+             "TRPO's policy step is a conjugate-gradient line search over every actor tensor, outside the "
+             "optimizer: a frozen tensor breaks it, and per-tensor learning rates or L2-SP would reach the "
+             "value function only"),
+}
+
+
+def check_strategy(algo: str, strategy: str) -> None:
+    """Refuse a strategy the target algorithm's update cannot honour (:data:`STRATEGY_LIMITS`).
+
+    Raises:
+        TransferError: naming the strategy, the algorithm, why, and the strategies that work.
+    """
+    allowed, why = STRATEGY_LIMITS.get(algo, (None, ""))
+    if allowed is not None and strategy not in allowed:
+        raise TransferError(f"strategy {strategy!r} cannot be used with a {algo.upper()} target: {why}. "
+                            f"Use one of: {', '.join(sorted(allowed))}")
 
 
 def strategy_of(spec: RunSpec) -> StrategySpec:
@@ -251,7 +309,7 @@ def assemble_transfer(
     if ts is None:
         raise TransferError("assemble_transfer needs a spec with a transfer slot")
     spec_s = strategy_of(spec)
-    loaded = load_policy(ts.source.path)
+    loaded = load_policy(ts.source.path, algo=_SOURCE_ALGOS.get((ts.source.path, ts.source.fingerprint)))
     family = spec.env.family
     model = build_model(spec.agent, venv, spec.seed, spec.device)
     policy_wrappers = [w.to_wrapper_spec() for w in spec.env.wrappers]
@@ -260,6 +318,7 @@ def assemble_transfer(
     venv, eval_env = _normalization(venv, eval_env, loaded, plan, spec.agent)
     model.set_env(venv)
     model.policy.load_state_dict({**model.policy.state_dict(), **new_sd}, strict=True)
+    sync_algorithm_state(model)
     rebuild_optimizers(model, plan)
     callbacks = spec_s.attach(model, plan, loaded, spec)
     return model, venv, eval_env, callbacks, {"transfer/plan": plan.markdown()}, {"transfer_plan.json": plan}

@@ -25,12 +25,22 @@ import numpy as np
 import yaml
 
 from rltransfer import limits
-from rltransfer.errors import BundleError, ConfigError, ResourceLimitError, RLTransferError, UnsafeFileError
+from rltransfer.errors import (
+    BundleError, ConfigError, ResourceLimitError, RLTransferError, UnsafeFileError, unknown_name,
+)
 from rltransfer.limits import short_repr
 from rltransfer.normalization import NormalizationStats
 from rltransfer.sb3layout import ACTIVATION_NAMES
 
-__all__ = ["find_zoo_companions", "load_vecnormalize_pkl", "load_zoo_config", "parse_policy_kwargs"]
+__all__ = [
+    "find_zoo_companions",
+    "load_vecnormalize_dict",
+    "load_vecnormalize_pkl",
+    "apply_agent_overrides",
+    "load_zoo_config",
+    "parse_hyperparams",
+    "parse_policy_kwargs",
+]
 
 _MAX_EXPRESSION_CHARS = 10_000
 # Arrays a VecNormalize pickle may hold: statistics and space bounds (one observation each) and the
@@ -238,10 +248,39 @@ def _latin1_bytes(text: str, encoding: str = "latin1") -> bytes:
     return text.encode("latin1")
 
 
+# Elements a pickled set may hold: plain scalars (a Dict VecNormalize keeps its observation keys in a set).
+_SET_ITEM_TYPES = (str, int, float, bool, bytes, type(None))
+
+
+def _inert_set(kind: str) -> Callable[..., frozenset[Any]]:
+    """``builtins.set``/``frozenset`` as a protocol-2 pickle calls them (``REDUCE`` with one list): the
+    result is a frozenset of plain scalars, inert data. Any other argument is refused."""
+
+    def build(items: Any = (), *more: Any, **kwargs: Any) -> frozenset[Any]:
+        if more or kwargs or not isinstance(items, (list, tuple, set, frozenset)) or isinstance(items, _Inert):
+            raise UnsafeFileError(
+                f"refused builtins.{kind} called with {short_repr(type(items).__name__)}"
+                f"{' and more arguments' if more or kwargs else ''}: only a list of plain values is allowed"
+            )
+        if len(items) > limits.MAX_NODES:
+            raise ResourceLimitError(f"refused a pickled {kind} of {len(items):,} items (MAX_NODES)")
+        bad = next((item for item in items if not isinstance(item, _SET_ITEM_TYPES)), None)
+        if bad is not None:
+            raise UnsafeFileError(
+                f"refused a pickled {kind} holding {short_repr(type(bad).__name__)}: only strings, numbers, "
+                "booleans and None are allowed in sets"
+            )
+        return frozenset(items)
+
+    return build
+
+
 #: Every global a VecNormalize pickle may name, mapped to what it resolves to here.
 PICKLE_ALLOWLIST: dict[str, Any] = {
     **_numpy_globals(),
     "collections.OrderedDict": OrderedDict,
+    "builtins.set": _inert_set("set"),
+    "builtins.frozenset": _inert_set("frozenset"),
     "_codecs.encode": _latin1_bytes,
     **{name: _inert(name) for name in (*_STAND_IN_NAMES, *_RANDOM_CLASSES)},
     **{name: _inert_factory(name) for name in _RANDOM_CTORS},
@@ -256,13 +295,15 @@ class _RestrictedUnpickler(pickle.Unpickler):
         self._source = source
 
     def find_class(self, module: str, name: str) -> Any:
+        if module == "__builtin__":  # protocol < 3 names Python 2's module (pickle's fix_imports maps it)
+            module = "builtins"
         qualified = f"{module}.{name}"
         if qualified in PICKLE_ALLOWLIST:
             return PICKLE_ALLOWLIST[qualified]
         raise UnsafeFileError(
-            f"{self._source}: refused to load pickle global {short_repr(qualified)}: only numpy arrays and "
-            "VecNormalize/RunningMeanStd/space statistics are allowed (the file may be malicious, or "
-            "from a version this loader does not know)"
+            f"{self._source}: refused to load pickle global {short_repr(qualified)}: only numpy arrays, sets "
+            "of plain values and VecNormalize/RunningMeanStd/space statistics are allowed (the file may be "
+            "malicious, or from a version this loader does not know)"
         )
 
     def persistent_load(self, pid: Any) -> Any:
@@ -318,8 +359,9 @@ def _array(value: Any, where: str) -> np.ndarray:
 def _rms(value: Any, where: str) -> dict[str, Any]:
     if isinstance(value, dict):
         raise BundleError(
-            f"{where}: per-key statistics of a Dict observation space are not supported; "
-            "only flat (Box) observations can be normalized"
+            f"{where}: per-key statistics of a Dict observation space (keys {short_repr(sorted(map(str, value)))}); "
+            "rltransfer evaluates and transfers flat (Box) observations only: read them with "
+            "rltransfer.zoo.load_vecnormalize_dict"
         )
     if not isinstance(value, _Inert) or not value.pickled_name.endswith("RunningMeanStd"):
         raise BundleError(f"{where}: expected RunningMeanStd statistics, found {short_repr(value)}")
@@ -329,23 +371,8 @@ def _rms(value: Any, where: str) -> dict[str, Any]:
     return value.state
 
 
-def load_vecnormalize_pkl(path: str | Path) -> NormalizationStats:
-    """Read the statistics from a pickled SB3 ``VecNormalize`` without running code from it.
-
-    Only the globals in :data:`PICKLE_ALLOWLIST` resolve: numpy's array/dtype/scalar rebuilders (real)
-    and inert stand-ins for ``VecNormalize``, ``RunningMeanStd``, gym/gymnasium spaces and numpy random
-    states (they record their pickled state and nothing else). SB3 and gym are never imported.
-
-    Args:
-        path: the ``vecnormalize.pkl`` file.
-
-    Returns:
-        The observation (and return) statistics.
-
-    Raises:
-        UnsafeFileError: the pickle names any other global (e.g. ``os.system``).
-        BundleError: the file is missing, truncated, or does not hold VecNormalize statistics.
-    """
+def _vecnormalize_state(path: str | Path) -> tuple[Path, dict[str, Any]]:
+    """The pickled ``VecNormalize``'s state, unpickled through :class:`_RestrictedUnpickler` and checked."""
     path = Path(path)
     if not path.exists():
         raise BundleError(f"{path}: file not found; expected a pickled VecNormalize (vecnormalize.pkl)")
@@ -366,13 +393,16 @@ def load_vecnormalize_pkl(path: str | Path) -> NormalizationStats:
     _check_pickled(root, f"{path}: VecNormalize pickle")
     if not isinstance(root, _Inert) or not root.pickled_name.endswith(".VecNormalize"):
         raise BundleError(f"{path}: expected a pickled VecNormalize, found {short_repr(root)}")
-    state = root.state
-    where = f"{path}: VecNormalize"
-    obs = _rms(state.get("obs_rms"), f"{where}.obs_rms")
+    return path, root.state
+
+
+def _stats_from_state(state: Mapping[str, Any], obs: Mapping[str, Any], where: str, obs_where: str,
+                      extra: dict[str, Any]) -> NormalizationStats:
+    """One :class:`NormalizationStats` from a RunningMeanStd's state and the VecNormalize's settings."""
     stats: dict[str, Any] = {
-        "obs_mean": _array(obs["mean"], f"{where}.obs_rms.mean"),
-        "obs_var": _array(obs["var"], f"{where}.obs_rms.var"),
-        "count": _float(obs["count"], f"{where}.obs_rms.count"),
+        "obs_mean": _array(obs["mean"], f"{obs_where}.mean"),
+        "obs_var": _array(obs["var"], f"{obs_where}.var"),
+        "count": _float(obs["count"], f"{obs_where}.count"),
     }
     if "ret_rms" in state and state["ret_rms"] is not None:
         ret = _rms(state["ret_rms"], f"{where}.ret_rms")
@@ -387,15 +417,75 @@ def load_vecnormalize_pkl(path: str | Path) -> NormalizationStats:
     for key in ("norm_obs", "norm_reward"):
         if key in state:
             stats[key] = bool(state[key])
-    extra: dict[str, Any] = {"source": str(path)}
-    if isinstance(state.get("num_envs"), int):
-        extra["num_envs"] = state["num_envs"]
     try:
         return NormalizationStats.from_dict(stats, source=where, extra=extra)
     except BundleError:
         raise
     except (TypeError, ValueError) as exc:
         raise BundleError(f"{where}: {exc}") from exc
+
+
+def _extra(path: Path, state: Mapping[str, Any]) -> dict[str, Any]:
+    extra: dict[str, Any] = {"source": str(path)}
+    if isinstance(state.get("num_envs"), int):
+        extra["num_envs"] = state["num_envs"]
+    return extra
+
+
+def load_vecnormalize_pkl(path: str | Path) -> NormalizationStats:
+    """Read the statistics from a pickled SB3 ``VecNormalize`` without running code from it.
+
+    Only the globals in :data:`PICKLE_ALLOWLIST` resolve: numpy's array/dtype/scalar rebuilders (real),
+    ``set``/``frozenset`` of plain values (as frozensets), and inert stand-ins for ``VecNormalize``,
+    ``RunningMeanStd``, gym/gymnasium spaces and numpy random states (they record their pickled state and
+    nothing else). SB3 and gym are never imported.
+
+    Args:
+        path: the ``vecnormalize.pkl`` file.
+
+    Returns:
+        The observation (and return) statistics.
+
+    Raises:
+        UnsafeFileError: the pickle names any other global (e.g. ``os.system``).
+        BundleError: the file is missing, truncated, does not hold VecNormalize statistics, or holds the
+            per-key statistics of a Dict observation space (see :func:`load_vecnormalize_dict`).
+    """
+    path, state = _vecnormalize_state(path)
+    where = f"{path}: VecNormalize"
+    obs = _rms(state.get("obs_rms"), f"{where}.obs_rms")
+    return _stats_from_state(state, obs, where, f"{where}.obs_rms", _extra(path, state))
+
+
+def load_vecnormalize_dict(path: str | Path) -> dict[str, NormalizationStats]:
+    """Read the per-key statistics of a Dict-observation ``VecNormalize`` (e.g. a Zoo HER agent's), safely.
+
+    The same restricted unpickler as :func:`load_vecnormalize_pkl`. SB3 normalizes only some keys of a Dict
+    observation (``norm_obs_keys``; ``obs_keys``, a set, in SB3 1.x): the result holds those keys only,
+    each with its statistics (``extra["key"]`` names it).
+
+    Raises:
+        UnsafeFileError: the pickle names a global outside :data:`PICKLE_ALLOWLIST`.
+        BundleError: unreadable, or not the statistics of a Dict observation space.
+    """
+    path, state = _vecnormalize_state(path)
+    where = f"{path}: VecNormalize"
+    by_key = state.get("obs_rms")
+    if not isinstance(by_key, dict):
+        raise BundleError(f"{where}.obs_rms: expected per-key statistics of a Dict observation space, found "
+                          f"{short_repr(by_key)}; read flat statistics with load_vecnormalize_pkl")
+    keys = state.get("norm_obs_keys", state.get("obs_keys", list(by_key)))
+    if not isinstance(keys, (list, tuple, frozenset)) or not all(isinstance(k, str) for k in keys):
+        raise BundleError(f"{where}: norm_obs_keys/obs_keys must be observation key names, got {short_repr(keys)}")
+    missing = sorted(set(keys) - set(by_key))
+    if missing:
+        raise BundleError(f"{where}: keys {missing} are normalized but have no statistics in obs_rms")
+    out: dict[str, NormalizationStats] = {}
+    for key in sorted(keys):
+        obs = _rms(by_key[key], f"{where}.obs_rms[{key!r}]")
+        out[key] = _stats_from_state(state, obs, where, f"{where}.obs_rms[{key!r}]",
+                                     {**_extra(path, state), "key": key})
+    return out
 
 
 # --------------------------------------------------------------------------------------------------
@@ -729,3 +819,92 @@ def find_zoo_companions(zip_path: str | Path) -> dict[str, Path | None]:
             nested = sorted(folder.glob(f"*/{paths[1].name}"))
             found[kind] = nested[0] if len(nested) == 1 else None
     return found
+
+
+# --------------------------------------------------------------------------------------------------
+# The Zoo's command-line overrides
+
+
+_BARE_WORD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+#: AgentSpec entries a ``--hyperparams`` item may set besides the algorithm's hyperparameters.
+_AGENT_KEYS = ("n_envs", "n_timesteps", "normalize", "policy", "policy_kwargs", "env_wrapper", "vec_env")
+
+
+def parse_hyperparams(items: list[str] | None, where: str = "--hyperparams") -> dict[str, Any]:
+    """The Zoo's ``--hyperparams key:value ...`` as plain data, parsed as the Zoo's configs are (no ``eval``).
+
+    ``learning_rate:0.0003``, ``policy_kwargs:"dict(net_arch=[64, 64])"``, ``learning_rate:lin_0.001``,
+    ``normalize:"{'norm_obs': True}"``, ``ent_coef:auto`` (a bare word is a string).
+
+    Raises:
+        ConfigError: an item without ``key:value``, a key given twice, or a value outside the safe subset.
+    """
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, text = str(item).partition(":")
+        key = key.strip()
+        if not sep or not _BARE_WORD.match(key):
+            raise ConfigError(f"{where}: expected key:value (e.g. learning_rate:0.0003), got {short_repr(item)}")
+        if key in out:
+            raise ConfigError(f"{where}: {key!r} given twice")
+        text = text.strip()
+        at = f"{where} {key}"
+        if key == "policy_kwargs":
+            out[key] = parse_policy_kwargs(text, at)
+        elif key in _SCHEDULE_KEYS and text.startswith("lin_"):
+            out[key] = _schedule(text, at)
+        elif _BARE_WORD.match(text) and text not in ("True", "False", "None"):
+            out[key] = text
+        else:
+            out[key] = _parse_expression(text, at)
+    return out
+
+
+def apply_agent_overrides(spec: Any, hyperparams: Mapping[str, Any] | None = None, n_envs: int | None = None,
+                          vec_env: str | None = None, where: str = "--hyperparams") -> Any:
+    """An :class:`~rltransfer.config.AgentSpec` with Zoo-style overrides, validated like an agent file.
+
+    Keys of :data:`_AGENT_KEYS` set the agent (``normalize`` takes the Zoo's ``norm_obs``/``norm_reward``/
+    ``clip_obs``; ``env_wrapper`` wrapper names); every other key is a hyperparameter of the algorithm.
+
+    Raises:
+        ConfigError: an unknown key, a hyperparameter the algorithm does not take, or a value out of range.
+    """
+    from rltransfer.config import AgentSpec, check_algo_keys, validate
+    from rltransfer.wrappers import WRAPPERS
+
+    data = spec.model_dump(exclude_none=True)
+    for key, value in dict(hyperparams or {}).items():
+        if key == "policy_kwargs":
+            data["policy_kwargs"] = {**data.get("policy_kwargs", {}), **value}
+        elif key == "normalize":
+            if isinstance(value, Mapping):
+                names = {"norm_obs": "obs", "norm_reward": "reward", "clip_obs": "clip_obs"}
+                unknown = sorted(set(value) - set(names))
+                if unknown:
+                    raise ConfigError(f"{where} normalize: unknown keys {unknown}; valid: {sorted(names)}")
+                data["normalize"] = {names[k]: v for k, v in value.items()}
+            elif value is True:
+                data["normalize"] = {}
+            elif value is False:
+                data.pop("normalize", None)
+            else:
+                raise ConfigError(f"{where} normalize: expected True/False or a dict, got {short_repr(value)}")
+        elif key == "env_wrapper":
+            names_list, _ = _wrappers(value, f"{where} env_wrapper")
+            for name in names_list:
+                if name not in WRAPPERS:
+                    raise unknown_name("wrapper", name, WRAPPERS, where)
+            data["wrappers"] = names_list
+        elif key in _AGENT_KEYS:
+            data[key] = value
+        else:
+            data.setdefault("hyperparams", {})[key] = value
+    if n_envs is not None:
+        data["n_envs"] = n_envs
+    if vec_env is not None:
+        data["vec_env"] = vec_env
+    out = validate(AgentSpec, data, where)
+    check_algo_keys(out, where)
+    return out
+

@@ -38,7 +38,7 @@ def test_manifest_contents(trained) -> None:
     assert manifest["observation_space"]["shape"] == [3] and manifest["action_space"]["shape"] == [1]
     assert manifest["env"]["family"] == "pendulum" and manifest["env"]["params"]["mass"] == 1.0
     assert manifest["seed"] == 0 and manifest["num_timesteps"] >= 128
-    assert set(manifest["files"]) == {"model.zip", "normalization.json"}
+    assert set(manifest["files"]) == {"model.zip", "normalization.json", "vecnormalize.pkl"}
     assert {"torch", "stable_baselines3", "gymnasium"} <= set(manifest["versions"])
     assert manifest["policy_kwargs"]["net_arch"] == [16]
 

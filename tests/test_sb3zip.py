@@ -465,30 +465,43 @@ def test_algo_override_and_unknown_policy(tmp_path: Path) -> None:
     data = old_gym_data(tmp_path / "m")
     data["policy_class"] = {
         ":type:": "<class 'abc.ABCMeta'>",
-        "__module__": "sb3_contrib.tqc.policies",
-        "__init__": "<function TQCPolicy.__init__ at 0x1>",
+        "__module__": "my_lab.policies",
+        "__init__": "<function LabPolicy.__init__ at 0x1>",
     }
-    data["policy_kwargs"] = {"net_arch": [8], "n_quantiles": 25}
-    path = write_zip(tmp_path / "tqc.zip", data, {"actor.mu.weight": torch.zeros(1, 1)})
+    path = write_zip(tmp_path / "lab.zip", data, {"action_net.weight": torch.zeros(3, 3)})
     with pytest.raises(
-        BundleError, match=r"tqc\.zip.*cannot tell the algorithm.*TQCPolicy.*sb3_contrib\.tqc\.policies"
+        BundleError, match=r"lab\.zip.*cannot tell the algorithm.*LabPolicy.*my_lab\.policies.*--algo.*one of: ppo"
     ):
         read_sb3_zip(path)
-    archive = read_sb3_zip(path, algo="SAC")
-    assert archive.algo == "sac" and archive.policy_class == "TQCPolicy"
-    assert archive.dropped == {"n_quantiles": 25}
-    assert any("algo given as 'sac'" in note for note in archive.notes)
+    archive = read_sb3_zip(path, algo="PPO")
+    assert archive.algo == "ppo" and archive.policy_class == "LabPolicy"
+    assert any("algo given as 'ppo'" in note for note in archive.notes)
     with pytest.raises(UnknownNameError, match="ppo2"):
         read_sb3_zip(path, algo="ppo2")
 
 
-def test_dict_observation_space_is_refused_clearly(tmp_path: Path) -> None:
-    entry = json.loads(data_to_json({"s": spaces.Dict(a=spaces.Discrete(2))}))["s"]
+def test_contrib_policy_module_names_the_algorithm(tmp_path: Path) -> None:
+    data = old_gym_data(tmp_path / "m")
+    data["policy_class"] = {
+        ":type:": "<class 'abc.ABCMeta'>",
+        "__module__": "sb3_contrib.tqc.policies",
+        "__init__": "<function TQCPolicy.__init__ at 0x1>",
+    }
+    data["policy_kwargs"] = {"net_arch": [8], "n_quantiles": 25}
+    archive = read_sb3_zip(write_zip(tmp_path / "tqc.zip", data, {"actor.mu.weight": torch.zeros(1, 1)}))
+    assert archive.algo == "tqc" and archive.policy_class == "TQCPolicy"
+    assert archive.policy_kwargs["n_quantiles"] == 25
+
+
+def test_dict_observation_space_is_read_from_its_printed_form(tmp_path: Path) -> None:
+    space = spaces.Dict({"b": spaces.Box(-1.0, 2.0, (2,), np.float32), "a": spaces.Discrete(3)})
+    entry = json.loads(data_to_json({"s": space}))["s"]
     path = write_zip(
         tmp_path / "d.zip", old_gym_data(tmp_path / "m", observation_space=entry), {"x": torch.zeros(1)}
     )
-    with pytest.raises(BundleError, match="observation_space.*Dict.*cannot be rebuilt without unpickling"):
-        read_sb3_zip(path)
+    archive = read_sb3_zip(path, algo="ppo")
+    assert_same_space(archive.observation_space, space)
+    assert any("Dict space with keys ['a', 'b']" in note for note in archive.notes)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -31,7 +31,7 @@ from rltransfer.bundle import load_sb3_zip
 from rltransfer.errors import BundleError, ConfigError, ResourceLimitError, RLTransferError, UnsafeFileError
 from rltransfer.normalization import NormalizationStats
 from rltransfer.sb3zip import check_net_arch, read_sb3_zip
-from rltransfer.zoo import load_vecnormalize_pkl, load_zoo_config
+from rltransfer.zoo import load_vecnormalize_dict, load_vecnormalize_pkl, load_zoo_config
 from tests.attacks import AttackCase, case_id, payload_source, run_case, sentinel
 from tests.conftest import FIXTURES
 
@@ -152,8 +152,19 @@ if FIXTURES.exists():
     _add("valid", "zoo-ppo-hopper", _copy_fixture("ppo-HopperBulletEnv-v0.zip"), read_sb3_zip, None)
     _add("valid", "zoo-vecnormalize", _copy_fixture("ppo-HopperBulletEnv-v0.vecnormalize.pkl"),
          load_vecnormalize_pkl, None)
+    # Dict observations: flat statistics refused (documented), per-key statistics read, its builtins.set inert
     _add("valid", "zoo-vecnormalize-dict-goal", _copy_fixture("tqc-FetchReach-v1.vecnormalize.pkl"),
-         lambda p: load_vecnormalize_pkl(p), BundleError)  # Dict observations: documented refusal
+         lambda p: load_vecnormalize_pkl(p), BundleError)
+    _add("valid", "zoo-vecnormalize-dict-goal-per-key", _copy_fixture("tqc-FetchReach-v1.vecnormalize.pkl"),
+         load_vecnormalize_dict, None)
+    for _contrib in ("trpo-CartPole-v1.zip", "qrdqn-CartPole-v1.zip", "ars-CartPole-v1.zip"):
+        _add("valid", f"zoo-{_contrib[:-4]}", _copy_fixture(_contrib), load_sb3_zip, None)
+
+    def _tqc_with_companion(folder: Path) -> Path:
+        _copy_fixture("tqc-FetchReach-v1.vecnormalize.pkl")(folder)
+        return _copy_fixture("tqc-FetchReach-v1.zip")(folder)
+
+    _add("valid", "zoo-tqc-dict-obs-with-statistics", _tqc_with_companion, load_sb3_zip, None)
     _add("valid", "zoo-config", _copy_fixture("ppo-HopperBulletEnv-v0.config.yml"), load_zoo_config, None)
 _VALID_STATS = {"obs_mean": [0.0, 1.0, 2.0], "obs_var": [1.0, 2.0, 3.0], "count": 10.0}
 _add("valid", "normalization-json", _write("normalization.json", json.dumps(_VALID_STATS).encode()),
@@ -284,6 +295,13 @@ _add("hostile", "tensor-wide-inferred-layer", _zip_with_tensor("mlp_extractor.po
 _add("hostile", "pytorch-variables-nan", _zip_with(pytorch_variables__pth=_torch_bytes({"x": torch.tensor([float("nan")])})),
      read_sb3_zip, BundleError)
 _add("hostile", "policy-pth-not-a-dict", _zip_with(policy__pth=_torch_bytes([torch.zeros(2)])), read_sb3_zip, BundleError)
+# None is accepted in pytorch_variables.pth only (SB3 1.x SAC/TQC with a fixed ent_coef), never in policy.pth
+_add("valid", "pytorch-variables-none-entry", _zip_with(pytorch_variables__pth=_torch_bytes(
+    {"log_ent_coef": None, "ent_coef_tensor": torch.tensor(0.1)})), read_sb3_zip, None)
+_add("hostile", "policy-pth-none-entry", _zip_with(policy__pth=_torch_bytes({**_policy_state(), "x": None})),
+     read_sb3_zip, BundleError)
+_add("hostile", "pytorch-variables-string-entry", _zip_with(pytorch_variables__pth=_torch_bytes({"x": "os.system"})),
+     read_sb3_zip, BundleError)
 
 # --------------------------------------------------------------------------------------------- spaces
 
@@ -309,6 +327,20 @@ _SPACES = {
     "multibinary-1e5x1e5": {":type:": "<class 'gymnasium.spaces.multi_binary.MultiBinary'>", "n": [100000, 100000]},
     "multibinary-1e12": {":type:": "<class 'gymnasium.spaces.multi_binary.MultiBinary'>", "n": 10**12},
 }
+_DICT = "<class 'gymnasium.spaces.dict.Dict'>"
+_SPACES.update({  # Dict spaces are read from their printed form by a scanner: nothing is evaluated
+    "dict-box-1e5x1e5": {":type:": _DICT, "spaces": "{'a': Box(-inf, inf, (100000, 100000), float32)}"},
+    "dict-many-boxes": {":type:": _DICT, "spaces": "{" + ", ".join(f"'k{i}': Box(-1.0, 1.0, (100000,), float32)"
+                                                                   for i in range(20)) + "}"},
+    "dict-nested-100": {":type:": _DICT, "spaces": "Dict('a': " * 100 + "Discrete(2)" + ")" * 100},
+    "dict-call-in-bounds": {":type:": _DICT, "spaces": "{'a': Box(__import__('os').system('touch x'), 1.0, (1,), "
+                                                       "float32)}"},
+    "dict-unknown-space": {":type:": _DICT, "spaces": "{'a': Graph(Box(1,), None)}"},
+    "dict-unbalanced": {":type:": _DICT, "spaces": "{'a': Box(-1.0, 1.0, (3,), float32}"},
+    "dict-too-long": {":type:": _DICT, "spaces": "{'a': Box(" + " " * (5 * 2**20) + ")}"},
+    "dict-not-a-string": {":type:": _DICT, "spaces": {"a": 1}},
+    "dict-huge-discrete": {":type:": _DICT, "spaces": "{'a': Discrete(1000000000000)}"},
+})
 for sname, space in _SPACES.items():
     for key in ("observation_space", "action_space"):
         _add("hostile", f"space-{key}-{sname}", _zip_with_data(_set_space(key, space)), read_sb3_zip, RLTransferError)
@@ -504,6 +536,36 @@ for pname, payload in _PAYLOADS.items():
          load_vecnormalize_pkl, UnsafeFileError)
 _add("hostile", "pickle-dev-zero", _symlink("vecnormalize.pkl", "/dev/zero"), load_vecnormalize_pkl,
      ResourceLimitError)
+
+# builtins.set / frozenset: inert frozensets of plain values; any other use refused
+_add("valid", "pickle-set-of-keys",
+     _pickle_case(lambda f: _vecnormalize_with(np.zeros(3), extra_state={"obs_keys": {"a", "b"}})),
+     load_vecnormalize_pkl, None)
+_add("valid", "pickle-frozenset-of-keys",
+     _pickle_case(lambda f: _vecnormalize_with(np.zeros(3), extra_state={"keys": frozenset({1, 2.5, None})})),
+     load_vecnormalize_pkl, None)
+for _kind in (set, frozenset):
+    _n = _kind.__name__
+    _add("hostile", f"pickle-{_n}-of-os-system",
+         _pickle_case(lambda f, k=_kind: _vecnormalize_with(np.zeros(3), extra_state={"x": _Reduce(k, ([_Reduce(
+             os.system, (f"touch {sentinel(f)}",))],))})), load_vecnormalize_pkl, UnsafeFileError)
+    _add("hostile", f"pickle-{_n}-of-an-object",
+         _pickle_case(lambda f, k=_kind: _vecnormalize_with(np.zeros(3), extra_state={"x": _Reduce(k, (
+             [np.zeros(4)],))})), load_vecnormalize_pkl, UnsafeFileError)
+    _add("hostile", f"pickle-{_n}-called-on-a-statistics-object",
+         _pickle_case(lambda f, k=_kind: _vecnormalize_with(np.zeros(3), extra_state={"x": _Reduce(k, (
+             _Reduce(np.dtype, ("f8",)),))})), load_vecnormalize_pkl, UnsafeFileError)
+    _add("hostile", f"pickle-{_n}-of-a-dict",
+         _pickle_case(lambda f, k=_kind: _vecnormalize_with(np.zeros(3), extra_state={"x": _Reduce(k, (
+             {"a": 1},))})), load_vecnormalize_pkl, UnsafeFileError)
+    _add("hostile", f"pickle-{_n}-of-two-million",
+         _pickle_case(lambda f, k=_kind: _vecnormalize_with(np.zeros(3), extra_state={"x": _Reduce(k, (
+             list(range(2_000_000)),))})), load_vecnormalize_pkl, ResourceLimitError)
+    _add("hostile", f"pickle-{_n}-method-global",  # protocol 4 STACK_GLOBAL of a dotted name: set.__init__
+         _pickle_case(lambda f, k=_n: b"\x80\x04\x8c\x08builtins\x94\x8c" + bytes([len(k) + 9]) + f"{k}.__init__".encode()
+                      + b"\x94\x93\x94."), load_vecnormalize_pkl, UnsafeFileError)
+_add("hostile", "pickle-builtins-setattr", _pickle_case(lambda f: pickle.dumps(_Reduce(builtins.setattr, (
+    "x", "y", 1)), protocol=2)), load_vecnormalize_pkl, UnsafeFileError)
 _add("damaged", "pickle-empty", _write("vecnormalize.pkl", b""), load_vecnormalize_pkl, BundleError)
 _add("damaged", "pickle-garbage", _write("vecnormalize.pkl", bytes(random.Random(3).randrange(256) for _ in range(5000))),
      load_vecnormalize_pkl, RLTransferError)

@@ -18,7 +18,13 @@ from rltransfer.errors import BundleError, ConfigError, UnsafeFileError
 from rltransfer.normalization import NormalizationStats
 from rltransfer.sb3zip import convert_net_arch, read_sb3_zip
 from rltransfer import bundle
-from rltransfer.zoo import find_zoo_companions, load_vecnormalize_pkl, load_zoo_config, parse_policy_kwargs
+from rltransfer.zoo import (
+    find_zoo_companions,
+    load_vecnormalize_dict,
+    load_vecnormalize_pkl,
+    load_zoo_config,
+    parse_policy_kwargs,
+)
 
 HOPPER = "ppo-HopperBulletEnv-v0"
 
@@ -79,12 +85,50 @@ def test_todays_vecnormalize_pickles_load(env_id: str, protocol: int | None, tmp
     assert np.allclose(stats.normalize(obs), venv.normalize_obs(obs), atol=1e-6)
 
 
-def test_dict_observation_statistics_are_refused_clearly(tmp_path: Path) -> None:
-    space = spaces.Dict({"a": spaces.Box(-1, 1, (2,), np.float32)})
-    venv = VecNormalize(DummyVecEnv([lambda: SpaceEnv(space, spaces.Discrete(2))]))
+def test_dict_observation_statistics_are_read_per_key(tmp_path: Path) -> None:
+    space = spaces.Dict({"a": spaces.Box(-1, 1, (2,), np.float32), "b": spaces.Box(-5, 5, (3,), np.float32)})
+    venv = VecNormalize(DummyVecEnv([lambda: SpaceEnv(space, spaces.Discrete(2))] * 2), norm_obs_keys=["b"])
+    venv.reset()
+    for _ in range(7):
+        venv.step(np.array([0, 1]))
     venv.save(str(tmp_path / "v.pkl"))
-    with pytest.raises(BundleError, match="Dict observation space are not supported"):
+    with pytest.raises(BundleError, match=r"per-key statistics of a Dict observation space.*load_vecnormalize_dict"):
         load_vecnormalize_pkl(tmp_path / "v.pkl")
+    by_key = load_vecnormalize_dict(tmp_path / "v.pkl")
+    assert list(by_key) == ["b"]  # only the normalized keys
+    assert np.array_equal(by_key["b"].obs_mean, venv.obs_rms["b"].mean)
+    assert np.array_equal(by_key["b"].obs_var, venv.obs_rms["b"].var)
+    assert by_key["b"].count == pytest.approx(venv.obs_rms["b"].count)
+    assert by_key["b"].extra["key"] == "b"
+    with pytest.raises(BundleError, match="expected per-key statistics"):
+        load_vecnormalize_dict(_flat_pickle(tmp_path))
+
+
+def _flat_pickle(tmp_path: Path) -> Path:
+    stepped_vecnormalize("CartPole-v1").save(str(tmp_path / "flat.pkl"))
+    return tmp_path / "flat.pkl"
+
+
+@needs_zoo_fixtures
+@pytest.mark.fixtures
+def test_zoo_dict_statistics_with_a_set_of_keys_load_as_inert_data() -> None:
+    """The TQC + HER FetchReach statistics (SB3 1.1): obs_keys is a pickled ``builtins.set``."""
+    by_key = load_vecnormalize_dict(zoo_fixture("tqc-FetchReach-v1.vecnormalize.pkl"))
+    assert {k: v.obs_dim for k, v in by_key.items()} == {"achieved_goal": 3, "desired_goal": 3, "observation": 11}
+    for stats in by_key.values():
+        assert stats.count == pytest.approx(20000.0001) and stats.clip_obs == 10.0
+        assert np.all(stats.obs_var >= 0) and np.all(np.isfinite(stats.obs_mean))
+
+
+@pytest.mark.parametrize("kind", [set, frozenset])
+def test_pickled_sets_of_plain_values_become_frozensets(kind: type, tmp_path: Path) -> None:
+    from rltransfer.zoo import PICKLE_ALLOWLIST
+
+    builder = PICKLE_ALLOWLIST[f"builtins.{kind.__name__}"]
+    assert builder(["a", 1, None]) == frozenset({"a", 1, None})
+    for bad in ("abc", {"a": 1}, [np.zeros(2)], [["nested"]]):
+        with pytest.raises(UnsafeFileError, match=f"builtins.{kind.__name__}|pickled {kind.__name__}"):
+            builder(bad)
 
 
 def _shell_pickle(marker: Path, module: str = "os", name: str = "system") -> bytes:

@@ -9,20 +9,29 @@ def tiny(algo: str, family: str, **overrides) -> AgentSpec:
     """The shipped agent for ``family`` with a tiny network and small buffers, for fast tests."""
     spec = load_agent(algo, family)
     data = spec.model_dump(exclude_none=True)
-    data["policy_kwargs"] = {**data.get("policy_kwargs", {}), "net_arch": [16]}
+    if spec.policy != "LinearPolicy":
+        data["policy_kwargs"] = {**data.get("policy_kwargs", {}), "net_arch": [16]}
     data["n_envs"] = min(spec.n_envs, 2)
     hp = data.setdefault("hyperparams", {})
-    if algo in ("ppo", "a2c"):
-        hp["n_steps"] = 32 if algo == "ppo" else 8
-        if algo == "ppo":
+    if algo in ("ppo", "a2c", "trpo"):
+        hp["n_steps"] = 8 if algo == "a2c" else 32
+        if algo in ("ppo", "trpo"):
             hp["batch_size"] = 32
+        if algo == "ppo":
             hp["n_epochs"] = 2
+        if algo == "trpo":
+            hp.update(n_critic_updates=2, cg_max_steps=3)
+    elif algo == "ars":
+        hp.update(n_delta=2, n_top=2)
+        data["n_envs"] = 1
     else:
         hp.update(buffer_size=1000, learning_starts=50, batch_size=32)
-        if algo in ("sac", "td3"):
+        if algo in ("sac", "td3", "ddpg", "tqc", "crossq"):
             hp.update(train_freq=1, gradient_steps=1)
-        if algo == "dqn":
+        if algo in ("dqn", "qrdqn"):
             hp.update(train_freq=4, gradient_steps=1, target_update_interval=50)
+        if algo in ("tqc", "qrdqn"):
+            data["policy_kwargs"]["n_quantiles"] = 5
     data["vec_env"] = "dummy"
     data.update(overrides)
     return AgentSpec.model_validate(data)
