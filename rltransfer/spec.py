@@ -145,6 +145,7 @@ class SourceRef(Frozen):
 
     path: str
     fingerprint: str
+    algo: str | None = None  # the algorithm the source is read as, when its file does not tell (--source-algo)
 
 
 class TransferSpec(Frozen):
@@ -204,6 +205,8 @@ class RunSpec(Frozen):
         data = self.model_dump(mode="json", exclude={"checkpoints": True, "label": True})
         if data.get("transfer"):
             data["transfer"]["source"].pop("path", None)
+            if data["transfer"]["source"].get("algo") is None:
+                data["transfer"]["source"].pop("algo", None)  # unchanged fingerprints without --source-algo
         if data.get("detection"):
             data["detection"].pop("reference", None)
         return content_hash(data)

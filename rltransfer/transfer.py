@@ -123,11 +123,6 @@ __all__ = [  # this module's names, and the plan and strategy names re-exported 
 ]
 
 
-#: The algorithm each source was read as when its spec was built (``--source-algo`` for a zip whose data does
-#: not tell it), so that assembling the run in this process reads it the same way.
-_SOURCE_ALGOS: dict[tuple[str, str], str] = {}
-
-
 @dataclass
 class TransferResult(RunResult):
     plan: TransferPlan | None = None
@@ -254,8 +249,8 @@ def transfer_spec(
     check_learning_starts(target, base.steps, strict=strict, where=f"transfer into {family.name!r}")
     if isinstance(obs_map, str) and obs_map != "auto":
         raise ConfigError(f"obs_map must be a list or 'auto', got {obs_map!r}")
-    ref = SourceRef(path=str(Path(loaded.path).resolve()), fingerprint=policy_fingerprint(loaded.path))
-    _SOURCE_ALGOS[(ref.path, ref.fingerprint)] = loaded.algo
+    ref = SourceRef(path=str(Path(loaded.path).resolve()), fingerprint=policy_fingerprint(loaded.path),
+                    algo=source_algo)  # recorded in the spec: a resumed run reads the source the same way
     ts = TransferSpec(
         source=ref,
         strategy={"name": spec_s.name, **spec_s.model_dump(exclude_unset=True, exclude={"name"})},
@@ -309,7 +304,7 @@ def assemble_transfer(
     if ts is None:
         raise TransferError("assemble_transfer needs a spec with a transfer slot")
     spec_s = strategy_of(spec)
-    loaded = load_policy(ts.source.path, algo=_SOURCE_ALGOS.get((ts.source.path, ts.source.fingerprint)))
+    loaded = load_policy(ts.source.path, algo=ts.source.algo)
     family = spec.env.family
     model = build_model(spec.agent, venv, spec.seed, spec.device)
     policy_wrappers = [w.to_wrapper_spec() for w in spec.env.wrappers]

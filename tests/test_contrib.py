@@ -269,3 +269,18 @@ def test_source_algo_and_algo_options_name_every_algorithm() -> None:
     assert args.source_algo == "ddpg"
     assert build_parser().parse_args(["inspect", "p", "--algo", "tqc"]).algo == "tqc"
     assert build_parser().parse_args(["evaluate", "--policy", "p", "--algo", "trpo"]).algo == "trpo"
+
+
+def test_source_algo_is_recorded_in_the_spec_and_kept_by_resume(tmp_path: Path) -> None:
+    """``--source-algo`` lives in the run spec (``config.yaml``), so a resumed run or a benchmark worker reads
+    the source the same way; without it the spec and its fingerprint are as before."""
+    from rltransfer.spec import dump_spec, load_spec
+    from rltransfer.transfer import transfer_spec
+
+    src = saved(tmp_path, "ppo-src", _tiny_model(PPO, "CartPole-v1"))
+    named = transfer_spec(src, "cartpole", steps=64, source_algo="ppo", agent=tiny("ppo", "cartpole"))
+    plain = transfer_spec(src, "cartpole", steps=64, agent=tiny("ppo", "cartpole"))
+    assert named.transfer.source.algo == "ppo" and plain.transfer.source.algo is None
+    (tmp_path / "config.yaml").write_text(dump_spec(named))
+    assert load_spec(tmp_path / "config.yaml").transfer.source.algo == "ppo"
+    assert plain.fingerprint() != named.fingerprint()  # a source read as another algorithm is another run
