@@ -128,11 +128,16 @@ def policy_env(policy: LoadedPolicy, family: EnvFamily | EnvSpec, params: dict[s
     except BaseException:
         venv.close()
         raise
-    if policy.normalization is not None:
-        norm = VecNormalize(venv, training=False, norm_obs=policy.normalization.norm_obs, norm_reward=False)
-        policy.normalization.apply_to(norm)
-        venv = norm
-    return venv
+    return _normalized(venv, policy)
+
+
+def _normalized(venv: VecEnv, policy: LoadedPolicy) -> VecEnv:
+    """``venv`` wrapped in the policy's observation normalization (frozen), if it has one."""
+    if policy.normalization is None:
+        return venv
+    norm = VecNormalize(venv, training=False, norm_obs=policy.normalization.norm_obs, norm_reward=False)
+    policy.normalization.apply_to(norm)
+    return norm
 
 
 def evaluate(
@@ -259,11 +264,7 @@ def _render_env(policy: LoadedPolicy, spec: EnvSpec, seed: int, video: Path | No
         raise
     venv.seed(seed)
     check_spaces(policy, venv, spec.family.name)
-    if policy.normalization is not None:
-        norm = VecNormalize(venv, training=False, norm_obs=policy.normalization.norm_obs, norm_reward=False)
-        policy.normalization.apply_to(norm)
-        venv = norm
-    return venv, folder
+    return _normalized(venv, policy), folder
 
 
 def enjoy(

@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from stable_baselines3.common.callbacks import BaseCallback
-from tiny import tiny
+from tiny import Crash, tiny
 
 from rltransfer.bundle import CURRICULUM_FILE, load_bundle
 from rltransfer.cli import main
@@ -47,17 +46,6 @@ stages:
     until: {steps: 400}
   - params: {length: 1.2}
 """
-
-
-class Crash(BaseCallback):
-    def __init__(self, at: int) -> None:
-        super().__init__()
-        self.at = at
-
-    def _on_step(self) -> bool:
-        if self.num_timesteps >= self.at:
-            raise RuntimeError("simulated crash")
-        return True
 
 
 @pytest.mark.parametrize("text", [ADR, STAGES], ids=["adr", "stages"])

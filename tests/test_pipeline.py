@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from stable_baselines3.common.callbacks import BaseCallback
 
 from rltransfer.bundle import load_bundle
 from rltransfer.pipeline import build_envs, execute, resume
@@ -23,7 +22,7 @@ from rltransfer.rundir import read_status
 from rltransfer.spec import CheckpointSpec, load_spec, train_spec
 from rltransfer.training import EvalCurve
 
-from tiny import tiny
+from tiny import Crash, tiny
 
 
 def _chain(env) -> list[str]:
@@ -68,18 +67,6 @@ def test_each_worker_knows_its_index_and_episodes_report_their_parameters() -> N
         venv.close()
         eval_env.close()
 
-
-class Crash(BaseCallback):
-    """Stops the process's run as a kill would (an exception) once ``at`` steps have passed."""
-
-    def __init__(self, at: int) -> None:
-        super().__init__()
-        self.at = at
-
-    def _on_step(self) -> bool:
-        if self.num_timesteps >= self.at:
-            raise RuntimeError("simulated crash")
-        return True
 
 
 def _params(policy_dir: Path) -> dict[str, torch.Tensor]:

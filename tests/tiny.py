@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from stable_baselines3.common.callbacks import BaseCallback
+
 from rltransfer.config import AgentSpec, load_agent
 
 
@@ -35,3 +37,16 @@ def tiny(algo: str, family: str, **overrides) -> AgentSpec:
     data["vec_env"] = "dummy"
     data.update(overrides)
     return AgentSpec.model_validate(data)
+
+
+class Crash(BaseCallback):
+    """Stops the process's run as a kill would (an exception) once ``at`` steps have passed."""
+
+    def __init__(self, at: int) -> None:
+        super().__init__()
+        self.at = at
+
+    def _on_step(self) -> bool:
+        if self.num_timesteps >= self.at:
+            raise RuntimeError("simulated crash")
+        return True
