@@ -225,45 +225,41 @@ class EnjoyResult:
 
 
 def _render_env(policy: LoadedPolicy, spec: EnvSpec, seed: int, video: Path | None) -> tuple[VecEnv, Path | None]:
-    """One env of ``spec`` rendered as RGB arrays (the family env, the variant's sensors, the policy's wrappers,
-    Monitor, and Gymnasium's RecordVideo when ``video`` is given), frozen normalization on top."""
+    """One env of ``spec`` built as every run builds its envs (:func:`rltransfer.pipeline._env_thunk`),
+    rendered as RGB arrays, with Gymnasium's RecordVideo on top when ``video`` is given, frozen
+    normalization over it."""
     from gymnasium.error import DependencyNotInstalled
     from gymnasium.wrappers import RecordVideo
-    from stable_baselines3.common.monitor import Monitor
     from stable_baselines3.common.vec_env import DummyVecEnv
 
-    from rltransfer.environments import make_env
     from rltransfer.errors import MissingDependencyError
-    from rltransfer.randomization import wrap_randomization
-    from rltransfer.wrappers import make_wrapper
+    from rltransfer.pipeline import _env_thunk
 
     # RecordVideo writes into a folder it creates, inside a temporary one beside the video (removed after)
     folder = None if video is None else Path(tempfile.mkdtemp(prefix=f".{video.stem}.frames-", dir=video.parent)) / "v"
 
-    def thunk() -> gym.Env:
-        built = make_env(spec.family, spec.params, (), monitor=False, render_mode="rgb_array")
-        built = wrap_randomization(built, None, spec.sensors, spec.family.variants, seed)
-        for w in spec.wrappers:
-            built = make_wrapper(w.name, built, **w.kwargs)
-        built = Monitor(built)
-        if folder is not None:
-            try:
-                built = RecordVideo(built, str(folder), episode_trigger=lambda _: True, name_prefix="episode",
-                                    disable_logger=True)
-            except DependencyNotInstalled as exc:
-                raise MissingDependencyError(
-                    f"recording a video needs moviepy ({exc}); install it with: pip install 'rltransfer[video]'"
-                ) from None
-        return built
+    def record(built: gym.Env) -> gym.Env:
+        try:
+            return RecordVideo(built, str(folder), episode_trigger=lambda _: True, name_prefix="episode",
+                               disable_logger=True)
+        except DependencyNotInstalled as exc:
+            raise MissingDependencyError(
+                f"recording a video needs moviepy ({exc}); install it with: pip install 'rltransfer[video]'"
+            ) from None
 
     try:
-        venv: VecEnv = DummyVecEnv([thunk])
+        venv: VecEnv = DummyVecEnv([_env_thunk(spec, 0, seed, render_mode="rgb_array",
+                                               outer=record if folder is not None else None)])
     except BaseException:
         if folder is not None:
             shutil.rmtree(folder.parent, ignore_errors=True)
         raise
     venv.seed(seed)
-    check_spaces(policy, venv, spec.family.name)
+    try:
+        check_spaces(policy, venv, spec.family.name)
+    except BaseException:
+        venv.close()
+        raise
     return _normalized(venv, policy), folder
 
 

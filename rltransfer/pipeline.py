@@ -103,22 +103,27 @@ EvalListener = Callable[[int, float], None]
 # ----------------------------------------------------------------------------------------------- envs
 
 
-def _env_thunk(env: EnvSpec, worker_index: int, seed: int, schedulable: bool = False) -> Callable[[], gym.Env]:
+def _env_thunk(env: EnvSpec, worker_index: int, seed: int, schedulable: bool = False,
+               render_mode: str | None = None,
+               outer: Callable[[gym.Env], gym.Env] | None = None) -> Callable[[], gym.Env]:
     """Builds worker ``worker_index`` of ``env``, innermost first: the family env (FamilyEnv), the
     randomization wrappers (:func:`rltransfer.randomization.wrap_randomization`: the preset's
     PhysicsRandomizer, the variant's sensors, the preset's sensors), the training-only wrappers, the
     policy's wrappers, then Monitor. ``schedulable``: a PhysicsRandomizer even without a preset (a
-    curriculum's ADR or range schedule drives it)."""
+    curriculum's ADR or range schedule drives it). ``render_mode`` is the family env's; ``outer`` wraps
+    the result (e.g. Gymnasium's ``RecordVideo``)."""
     wrappers = tuple(w.to_wrapper_spec() for w in (*env.training_wrappers, *env.wrappers))
 
     def thunk() -> gym.Env:
         from rltransfer.wrappers import make_wrapper
 
-        built = make_env(env.family, env.params, (), monitor=False, worker_index=worker_index)
+        built = make_env(env.family, env.params, (), monitor=False, worker_index=worker_index,
+                         **({"render_mode": render_mode} if render_mode is not None else {}))
         built = wrap_randomization(built, env.randomization, env.sensors, env.family.variants, seed, schedulable)
         for w in wrappers:
             built = make_wrapper(w.name, built, **w.kwargs)
-        return Monitor(built)
+        built = Monitor(built)
+        return outer(built) if outer is not None else built
 
     return thunk
 
