@@ -135,8 +135,8 @@ def residue(run_dir: Path) -> set[str]:
 class Tally:
     def __init__(self) -> None:
         self.counts: dict[str, int] = {k: 0 for k in (
-            "kills", "cli_kills", "during_save", "finished_before_kill", "statuses_valid", "statuses_missing",
-            "statuses_invalid", "dead_recognised", "seen_alive", "bundles_verified", "reruns_accepted",
+            "kills", "cli_kills", "during_save", "finished_before_kill", "killed_after_done", "statuses_valid",
+            "statuses_missing", "statuses_invalid", "dead_recognised", "seen_alive", "bundles_verified", "reruns_accepted",
             "reruns_refused", "residue_left", "residue_cleaned", "residue_not_cleaned", "damaged")}
         self.problems: list[str] = []
 
@@ -249,6 +249,9 @@ def run_kills(work: Path, kills: int = 30, cli_kills: int = 3, seed: int = 0, st
             elif during_save and residue(run_dir) - before:
                 tally.counts["during_save"] += 1
             state = inspect(run_dir, tally, good, good_hash, label)
+            if code is None and state == "done":
+                # the SIGKILL landed after status.json said done (the run was exiting): correctly not dead
+                tally.counts["killed_after_done"] += 1
             # the run just killed started (its pid owns status.json): what an earlier kill left must be gone
             owner = read_status(run_dir).get("pid")
             if before and owner == pid:
