@@ -39,21 +39,17 @@ def _write(text: str) -> None:
 def cmd_train(args: argparse.Namespace) -> int:
     from rltransfer.config import load_agent, load_family, parse_set
     from rltransfer.pipeline import train
-    from rltransfer.training import check_learning_starts
-
     from rltransfer.zoo import apply_agent_overrides, parse_hyperparams
 
     family = load_family(env_name(args.env))
-    agent = apply_agent_overrides(load_agent(args.agent, family.name), parse_hyperparams(args.hyperparams),
-                                  n_envs=args.n_envs, vec_env=args.vec_env)
-    steps = args.steps if args.steps is not None else agent.n_timesteps
-    check_learning_starts(agent, steps, strict=args.strict, where=f"training {agent.name} on {family.name!r}")
+    agent = apply_agent_overrides(load_agent(args.agent, family.name, algo=args.algo),
+                                  parse_hyperparams(args.hyperparams), n_envs=args.n_envs, vec_env=args.vec_env)
     result = train(
         family, agent, params=parse_set(args.set), steps=args.steps, seed=args.seed, out=args.out,
         name=args.name, eval_freq=args.eval_freq, eval_episodes=args.eval_episodes,
         progress=not args.no_progress, command=args.command_line, curriculum=args.curriculum,
         save_freq=args.save_freq, randomize=args.randomize, variant=args.variant, threads=args.threads,
-        device=args.device,
+        device=args.device, strict=args.strict,
     )
     con = _console()
     con.print(f"run:          {result.run_dir}")
@@ -100,14 +96,10 @@ def cmd_enjoy(args: argparse.Namespace) -> int:
 
 
 def cmd_transfer(args: argparse.Namespace) -> int:
-    import warnings
-
     from rltransfer.bundle import load_policy
     from rltransfer.config import parse_set
-    from rltransfer.errors import ConfigError
     from rltransfer.pipeline import transfer
     from rltransfer.plan import parse_index_map
-    from rltransfer.training import BudgetWarning
 
     source = load_policy(args.source, algo=args.source_algo)
     agent = args.agent
@@ -116,24 +108,20 @@ def cmd_transfer(args: argparse.Namespace) -> int:
         from rltransfer.zoo import apply_agent_overrides, parse_hyperparams
 
         family = load_family(env_name(args.env))
-        base = load_agent(args.agent or (args.algo or source.algo).lower(), family.name)
+        target_algo = (args.algo or source.algo).lower()
+        base = load_agent(args.agent or target_algo, family.name, algo=target_algo)
         agent = apply_agent_overrides(base, parse_hyperparams(args.hyperparams), n_envs=args.n_envs,
                                       vec_env=args.vec_env)
-    with warnings.catch_warnings():
-        if args.strict:  # --strict: a budget that trains nothing is an error, before anything runs
-            warnings.simplefilter("error", BudgetWarning)
-        try:
-            result = transfer(
-                source, env_name(args.env), params=parse_set(args.set), strategy=args.strategy,
-                options=strategy_options_of(args), agent=agent, algo=args.algo, steps=args.steps,
-                seed=args.seed, out=args.out, name=args.name, eval_freq=args.eval_freq,
-                eval_episodes=args.eval_episodes, obs_map=parse_index_map(args.obs_map, "--obs-map", names=True),
-                action_map=parse_index_map(args.action_map, "--action-map"), wrappers=args.wrapper or (),
-                progress=not args.no_progress, command=args.command_line, save_freq=args.save_freq,
-                randomize=args.randomize, variant=args.variant, curriculum=args.curriculum, threads=args.threads,
-            )
-        except BudgetWarning as exc:
-            raise ConfigError(f"{exc} (--strict)") from None
+    result = transfer(
+        source, env_name(args.env), params=parse_set(args.set), strategy=args.strategy,
+        options=strategy_options_of(args), agent=agent, algo=args.algo, steps=args.steps,
+        seed=args.seed, out=args.out, name=args.name, eval_freq=args.eval_freq,
+        eval_episodes=args.eval_episodes, obs_map=parse_index_map(args.obs_map, "--obs-map", names=True),
+        action_map=parse_index_map(args.action_map, "--action-map"), wrappers=args.wrapper or (),
+        progress=not args.no_progress, command=args.command_line, save_freq=args.save_freq,
+        randomize=args.randomize, variant=args.variant, curriculum=args.curriculum, threads=args.threads,
+        device=args.device, strict=args.strict,
+    )
     con = _console()
     _print_plan(con, result.plan)
     curve = result.curve
@@ -451,6 +439,11 @@ def _add_zoo_agent_args(p: argparse.ArgumentParser) -> None:
     group.add_argument("--vec-env", choices=["dummy", "subproc"], help="vectorized env class of the training envs")
 
 
+def _add_device_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"],
+                   help="torch device of the model (default cpu)")
+
+
 def _add_strict_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--strict", action="store_true",
                    help="make warnings about the run's budget errors (e.g. steps not above the agent's "
@@ -468,7 +461,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a source policy on an env family")
     _add_env_args(p)
     p.add_argument("--agent", required=True, help="agent name (see `rltransfer list agents`: ppo, a2c, sac, td3, "
-                   "dqn, ddpg, trpo, tqc, qrdqn, ars, crossq) or YAML path")
+                   "dqn, ddpg, trpo, tqc, qrdqn, ars, crossq) or YAML path; an RL Zoo hyperparameter file as "
+                   "zoo:PATH (hyperparams/ppo.yml, or a config.yml saved beside a Zoo agent; recognised "
+                   "without the prefix too)")
+    p.add_argument("--algo", help="algorithm of a Zoo hyperparameter file whose name does not tell it "
+                   "(the Zoo names them ppo.yml, sac.yml...)")
     p.add_argument("--steps", type=int, help="total env steps (default: the agent's n_timesteps)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="runs", help="parent folder of the run directory (default: runs)")
@@ -482,8 +479,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_threads_arg(p)
     _add_strict_arg(p)
     _add_zoo_agent_args(p)
-    p.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"],
-                   help="torch device of the model (default cpu)")
+    _add_device_arg(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(handler=cmd_train)
 
@@ -515,7 +511,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.__class__ = _TransferParser  # strategy flags added on use (see _TransferParser)
     p.add_argument("--from", dest="source", required=True, help="bundle folder, run directory, or SB3 .zip")
     _add_env_args(p)
-    p.add_argument("--agent", help="target agent name or YAML (default: the source's algorithm for this env)")
+    p.add_argument("--agent", help="target agent name or YAML, or zoo:PATH (an RL Zoo hyperparameter file) "
+                   "(default: the source's algorithm for this env)")
     p.add_argument("--algo", help="target algorithm (default: the source's; pairs sharing a policy layout are "
                    "allowed: ppo <-> a2c <-> trpo, ddpg <-> td3, sac <-> tqc (actors only))")
     _add_algo_arg(p, "--source-algo", "the source zip")
@@ -534,6 +531,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_threads_arg(p)
     _add_strict_arg(p)
     _add_zoo_agent_args(p)
+    _add_device_arg(p)
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(handler=cmd_transfer)
 

@@ -557,6 +557,8 @@ class Hyperparams(Strict):
     use_rms_prop: bool | None = None
     use_sde: bool | None = None
     sde_sample_freq: Int | None = Field(default=None, ge=-1, le=MAX_STEPS, description="-1: only at rollout start")
+    use_sde_at_warmup: bool | None = Field(default=None, description="off-policy gSDE: sample with it before "
+                                           "learning starts, not uniformly")
     buffer_size: Int | None = Field(default=None, ge=1, le=MAX_BUFFER)
     learning_starts: Int | None = Field(default=None, ge=0, le=MAX_STEPS)
     tau: Float | None = Field(default=None, ge=0, le=1)
@@ -694,9 +696,35 @@ def check_algo_keys(spec: AgentSpec, source: str) -> None:
         raise ConfigError(f"{source}: {spec.algo} agents cannot be trained here: {READ_ONLY[spec.algo]}")
 
 
-def load_agent(name_or_path: str | Path, family: str) -> AgentSpec:
-    """Resolve ``agents/<name>.yaml`` for one env family: the family's section merged over the defaults."""
+#: ``--agent zoo:PATH`` / ``zoo:ALGO:PATH``: an RL Zoo hyperparameter file (see :func:`rltransfer.zoo.load_zoo_agent`).
+ZOO_PREFIX = "zoo:"
+
+
+def load_agent(name_or_path: str | Path, family: str, algo: str | None = None) -> AgentSpec:
+    """Resolve an agent for one env family.
+
+    ``agents/<name>.yaml`` (or a path to a file like it): the family's section merged over the defaults.
+    ``zoo:PATH`` or ``zoo:ALGO:PATH``, or a path to a file that is recognisably the RL Zoo's (sections
+    keyed by Gymnasium ids, or a saved ``config.yml``): the Zoo's hyperparameters for the family's
+    Gymnasium id, read safely (:func:`rltransfer.zoo.load_zoo_agent`); ``algo`` names the algorithm when
+    the file's name does not.
+    """
+    from rltransfer import zoo
+
+    text = str(name_or_path)
+    if text.startswith(ZOO_PREFIX):
+        rest = text[len(ZOO_PREFIX):]
+        head, sep, tail = rest.partition(":")
+        if sep and head.lower() in ALGOS + tuple(zoo._ZOO_ALGO_NAMES) and tail:
+            algo, rest = head, tail
+        if not Path(rest).is_file():
+            raise ConfigError(f"--agent {text}: no such file {rest!r}; expected an RL Zoo hyperparameter file "
+                              "(hyperparams/<algo>.yml, or a config.yml saved beside a Zoo agent)")
+        return zoo.load_zoo_agent(rest, family, algo)
     path = resources.find("agents", name_or_path)
+    given = Path(text)
+    if (given.suffix in (".yml", ".yaml") or given.parent != Path(".")) and zoo.is_zoo_hyperparams(path):
+        return zoo.load_zoo_agent(path, family, algo)
     raw = read_yaml(path)
     agent_file: AgentFile = validate(AgentFile, raw, str(path))
     if family not in agent_file.families:

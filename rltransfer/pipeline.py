@@ -493,6 +493,7 @@ def train(
     save_freq: int | None = None,
     randomize: str | Path | None = None,
     variant: str | None = None,
+    strict: bool = False,
 ) -> RunResult:
     """Train an agent on an env family and save a run directory with its policy bundle.
 
@@ -518,10 +519,17 @@ def train(
         randomize: a domain-randomization preset of the family by name (``"dr"``) or a preset YAML file,
             for the training envs only.
         variant: a variant of the family by name (``"real"``): its params and sensors, kept at evaluation.
+        strict: a budget at or below an off-policy agent's ``learning_starts`` (nothing would be trained)
+            is a :class:`~rltransfer.errors.ConfigError` before anything runs, not a
+            :class:`~rltransfer.training.BudgetWarning`.
     """
+    from rltransfer.training import check_learning_starts
+
     spec = train_spec(env, agent, params, steps, seed, eval_freq, eval_episodes, device, threads,
                       training_wrappers=training_wrappers, curriculum=curriculum,
                       checkpoints=CheckpointSpec(save_freq=save_freq), randomize=randomize, variant=variant)
+    check_learning_starts(spec.agent, spec.steps, strict=strict,
+                          where=f"training {spec.agent.name} on {spec.env.family.name!r}")
     return execute(spec, _run_dir(out, name, spec), progress, command, callbacks, listeners)
 
 
@@ -551,6 +559,8 @@ def transfer(
     randomize: str | Path | None = None,
     variant: str | None = None,
     curriculum: Any = None,
+    device: str = "cpu",
+    strict: bool = False,
 ) -> Any:
     """Transfer a saved policy into an agent for a target env family and train it.
 
@@ -576,6 +586,8 @@ def transfer(
             sensors, kept at evaluation.
         curriculum: train the target with this curriculum (name, YAML path or
             :class:`~rltransfer.curricula.Curriculum`).
+        device: torch device of the target model.
+        strict: a budget at or below the target agent's ``learning_starts`` is an error, not a warning.
 
     Returns:
         A :class:`~rltransfer.transfer.TransferResult`: the run and the transfer plan.
@@ -584,7 +596,7 @@ def transfer(
 
     spec = transfer_spec(source, env, params, strategy, options, agent, algo, steps, seed, eval_freq,
                          eval_episodes, obs_map, action_map, wrappers, threads,
-                         checkpoints=CheckpointSpec(save_freq=save_freq))
+                         checkpoints=CheckpointSpec(save_freq=save_freq), strict=strict, device=device)
     spec = _with_target_randomization(spec, params, randomize, variant)
     if curriculum is not None:
         from rltransfer.spec import with_curriculum
@@ -625,13 +637,14 @@ def prepare_transfer(source: Any, env: Any, params: dict[str, float] | None = No
                      options: dict[str, Any] | None = None, agent: Any = None, algo: str | None = None,
                      steps: int | None = None, seed: int = 0, out: Any = None, name: str | None = None,
                      eval_freq: int | None = None, eval_episodes: int | None = None, obs_map: Any = None,
-                     action_map: Any = None, wrappers: Sequence[Any] = (), threads: int | None = 1) -> PreparedTransfer:
+                     action_map: Any = None, wrappers: Sequence[Any] = (), threads: int | None = 1,
+                     device: str = "cpu") -> PreparedTransfer:
     """Everything :func:`transfer` does before learning (same arguments; ``out``/``name`` are ignored:
     nothing is written). The caller closes ``venv`` and ``eval_env``."""
     from rltransfer.transfer import transfer_spec
 
     spec = transfer_spec(source, env, params, strategy, options, agent, algo, steps, seed, eval_freq,
-                         eval_episodes, obs_map, action_map, wrappers, threads)
+                         eval_episodes, obs_map, action_map, wrappers, threads, device=device)
     if spec.threads:
         torch.set_num_threads(spec.threads)
     set_random_seed(spec.seed)

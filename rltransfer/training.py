@@ -74,7 +74,7 @@ def check_learning_starts(spec: AgentSpec, steps: int, strict: bool = False, whe
         f"{starts:,}, or an agent with a smaller learning_starts"
     )
     if strict:
-        raise ConfigError(message)
+        raise ConfigError(f"{message} (an error under --strict, strict=True)")
     warnings.warn(message, BudgetWarning, stacklevel=2)
     return message
 

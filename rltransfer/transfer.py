@@ -175,7 +175,7 @@ def target_agent(source: LoadedPolicy | SourceDescription, family: EnvFamily, al
     if isinstance(agent, AgentSpec):
         spec = agent
     else:
-        spec = load_agent(agent or target_algo, family.name)
+        spec = load_agent(agent or target_algo, family.name, algo=target_algo)
     if spec.algo != target_algo:
         raise ConfigError(f"agent {spec.name!r} is {spec.algo}, but the target algorithm is {target_algo}")
     arch_keys = ["net_arch", "activation_fn", "log_std_init", "full_std", "squash_output",
@@ -223,6 +223,7 @@ def transfer_spec(
     checkpoints: Any = None,
     source_algo: str | None = None,
     strict: bool = False,
+    device: str = "cpu",
 ) -> RunSpec:
     """The :class:`~rltransfer.spec.RunSpec` of a transfer run: the target's training spec (the target
     agent with the source's architecture, see :func:`target_agent`) plus the source (path and content
@@ -233,6 +234,7 @@ def transfer_spec(
         source_algo: the source's algorithm, for an SB3 zip whose data does not tell it (``--source-algo``).
         strict: a budget at or below the target agent's ``learning_starts`` (nothing would be trained) is an
             error instead of a :class:`~rltransfer.training.BudgetWarning`.
+        device: torch device of the target model.
     """
     from rltransfer.bundle import policy_fingerprint
     from rltransfer.spec import SourceRef, TransferSpec, train_spec
@@ -244,7 +246,7 @@ def transfer_spec(
     family = env if isinstance(env, EnvFamily) else load_family(env)
     target = target_agent(loaded, family, algo, agent)
     check_strategy(target.algo, spec_s.name)
-    base = train_spec(family, target, params, steps, seed, eval_freq, eval_episodes, threads=threads,
+    base = train_spec(family, target, params, steps, seed, eval_freq, eval_episodes, device=device, threads=threads,
                       wrappers=list(wrappers), checkpoints=checkpoints, label=f"{target.name}-{spec_s.name}")
     check_learning_starts(target, base.steps, strict=strict, where=f"transfer into {family.name!r}")
     if isinstance(obs_map, str) and obs_map != "auto":

@@ -26,7 +26,7 @@ import yaml
 
 from rltransfer import limits
 from rltransfer.errors import (
-    BundleError, ConfigError, ResourceLimitError, RLTransferError, UnsafeFileError, unknown_name,
+    BundleError, ConfigError, ResourceLimitError, RLTransferError, UnsafeFileError, did_you_mean, unknown_name,
 )
 from rltransfer.limits import short_repr
 from rltransfer.normalization import NormalizationStats
@@ -34,6 +34,9 @@ from rltransfer.sb3layout import ACTIVATION_NAMES
 
 __all__ = [
     "find_zoo_companions",
+    "is_zoo_hyperparams",
+    "load_zoo_agent",
+    "zoo_algo_of",
     "load_vecnormalize_dict",
     "load_vecnormalize_pkl",
     "apply_agent_overrides",
@@ -656,6 +659,16 @@ def parse_policy_kwargs(value: Any, where: str = "policy_kwargs") -> dict[str, A
     act = parsed.get("activation_fn")
     if isinstance(act, str) and act not in ACTIVATION_NAMES:
         parsed["activation_fn"] = _parse_expression(act, f"{where}['activation_fn']")
+    arch = parsed.get("net_arch")
+    if isinstance(arch, list) and any(isinstance(layer, Mapping) for layer in arch):
+        # SB3 < 1.8's form [dict(pi=..., vf=...)]: today's SB3 takes the dict itself (and warns); layers
+        # shared between actor and critic before the dict were removed in SB3 1.8 and cannot be built
+        if len(arch) != 1:
+            raise ConfigError(
+                f"{where}: net_arch {short_repr(arch)} has layers shared by actor and critic before its dict; "
+                "SB3 1.8 removed shared layers: give net_arch=dict(pi=[...], vf=[...])"
+            )
+        parsed["net_arch"] = dict(arch[0])
     return parsed
 
 
@@ -695,31 +708,24 @@ def _wrappers(value: Any, where: str) -> tuple[list[str], dict[str, dict[str, An
     return names, kwargs
 
 
-def load_zoo_config(path: str | Path) -> dict[str, Any]:
-    """Read an RL Zoo ``config.yml`` (the hyperparameters saved beside a trained agent).
-
-    Returns:
-        The hyperparameters as plain data: ``policy_kwargs`` parsed into a dict, ``n_timesteps`` an
-        int, schedules such as ``"lin_0.4"`` as ``{"schedule": "linear", "start": 0.4, "end": 0.0}``,
-        ``env_wrapper`` a list of wrapper class names (with ``env_wrapper_kwargs`` by name when the
-        Zoo gave any) and ``normalize`` a bool or a dict.
-
-    Raises:
-        UnsafeFileError: the YAML has a Python tag other than the Zoo's OrderedDict.
-        ConfigError: the file is missing or malformed, or a value is an expression outside the safe
-            subset (calls, attribute access, lambdas, subscripts...).
-    """
-    path = Path(path)
+def _read_zoo_yaml(path: Path, what: str) -> dict[Any, Any]:
+    """A Zoo YAML file as plain data, read safely (the Zoo's OrderedDict tag allowed, any other tag refused)."""
     if not path.exists():
-        raise ConfigError(f"{path}: file not found; expected an RL Zoo config.yml")
+        raise ConfigError(f"{path}: file not found; expected {what}")
     try:
-        text = limits.read_bytes(path, limits.MAX_YAML_BYTES, "Zoo config").decode("utf-8")
+        text = limits.read_bytes(path, limits.MAX_YAML_BYTES, what).decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigError(
-            f"{path}: not a UTF-8 text file (byte {exc.start}); expected an RL Zoo config.yml"
+            f"{path}: not a UTF-8 text file (byte {exc.start}); expected {what}"
         ) from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the Zoo config ({short_repr(str(exc))})") from exc
+    from rltransfer.config import _check_events
+
+    try:
+        _check_events(text, str(path))  # nesting and value count, streamed before anything is built
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {short_repr(str(exc), 300)}") from None
     try:
         loader = _ZooLoader(text)
         try:
@@ -738,17 +744,24 @@ def load_zoo_config(path: str | Path) -> dict[str, Any]:
         ) from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {short_repr(str(exc), 300)}") from None
+    except ValueError as exc:  # e.g. an integer literal beyond Python's 4,300-digit conversion limit
+        raise ConfigError(f"{path}: a value cannot be read: {short_repr(str(exc), 200)}") from None
     # before anything walks it: anchors and aliases share objects, a walk expands them
-    limits.check_structure(raw, f"{path}: Zoo config")
+    limits.check_structure(raw, f"{path}: {what}")
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of hyperparameters, got {type(raw).__name__}")
+    return raw
+
+
+def _zoo_entries(raw: Mapping[Any, Any], at: str) -> dict[str, Any]:
+    """One Zoo hyperparameter mapping with its strings parsed (see :func:`load_zoo_config`)."""
     config: dict[str, Any] = {}
     for key, value in raw.items():
         if not isinstance(key, str):
-            raise ConfigError(f"{path}: hyperparameter names must be strings, got {short_repr(key)}")
-        where = f"{path}: key {short_repr(key)}"
+            raise ConfigError(f"{at}: hyperparameter names must be strings, got {short_repr(key)}")
+        where = f"{at}: key {short_repr(key)}"
         if key == "policy_kwargs":
             config[key] = parse_policy_kwargs(value, where)
         elif key == "n_timesteps":
@@ -776,6 +789,24 @@ def load_zoo_config(path: str | Path) -> dict[str, Any]:
         else:
             config[key] = value
     return config
+
+
+def load_zoo_config(path: str | Path) -> dict[str, Any]:
+    """Read an RL Zoo ``config.yml`` (the hyperparameters saved beside a trained agent).
+
+    Returns:
+        The hyperparameters as plain data: ``policy_kwargs`` parsed into a dict, ``n_timesteps`` an
+        int, schedules such as ``"lin_0.4"`` as ``{"schedule": "linear", "start": 0.4, "end": 0.0}``,
+        ``env_wrapper`` a list of wrapper class names (with ``env_wrapper_kwargs`` by name when the
+        Zoo gave any) and ``normalize`` a bool or a dict.
+
+    Raises:
+        UnsafeFileError: the YAML has a Python tag other than the Zoo's OrderedDict.
+        ConfigError: the file is missing or malformed, or a value is an expression outside the safe
+            subset (calls, attribute access, lambdas, subscripts...).
+    """
+    path = Path(path)
+    return _zoo_entries(_read_zoo_yaml(path, "an RL Zoo config.yml"), str(path))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -822,6 +853,140 @@ def find_zoo_companions(zip_path: str | Path) -> dict[str, Path | None]:
 
 
 # --------------------------------------------------------------------------------------------------
+# Zoo hyperparameter files as agents
+
+#: A Gymnasium id as the Zoo's hyperparameter files key their sections (``CartPole-v1``,
+#: ``HopperBulletEnv-v0``, ``ALE/Pong-v5``); ``atari`` is the Zoo's one section that is not an id.
+_GYM_ID = re.compile(r"^(?:[A-Za-z0-9_.-]+/)?[A-Za-z0-9_.:-]+-v\d+$")
+#: The Zoo's algorithm names (file stems and log folders) that differ from rltransfer's.
+_ZOO_ALGO_NAMES = {"ppo_lstm": "recurrentppo"}
+#: Zoo entries that have no counterpart here, with why (an error names them: nothing is dropped).
+_ZOO_UNSUPPORTED = {
+    "frame_stack": "frame stacking (VecFrameStack) is for image observations; the families here give vectors",
+    "callback": "Zoo callbacks are Python classes named in the file; rltransfer builds its own callbacks",
+    "replay_buffer_class": "replay buffer classes (HER) need goal-conditioned Dict observations; no family has them",
+    "replay_buffer_kwargs": "replay buffer options go with replay_buffer_class (HER), which is not supported",
+    "vec_env_wrapper": "VecEnv wrappers are Python classes named in the file; use normalize for VecNormalize",
+    "env_wrapper_kwargs": "wrappers with options are not supported; give wrapper names only (TimeFeatureWrapper)",
+    "env_kwargs": "env options are the family's parameters here: use --set NAME=VALUE",
+    "monitor_kwargs": "rltransfer adds the Monitor wrapper itself",
+}
+#: The Zoo's ``noise_type`` values and what they become (Gaussian action noise only).
+_ZOO_NOISE = ("normal",)
+
+
+def zoo_algo_of(path: str | Path) -> str | None:
+    """The algorithm a Zoo file is for, as the Zoo names it: the file's stem (``hyperparams/ppo.yml``,
+    ``ppo-HopperBulletEnv-v0.config.yml``) or, for a saved ``config.yml``, the log folder it lies in
+    (``logs/<algo>/<env>_<n>/<env>/config.yml``, up to three folders up); ``None`` when neither names one of :data:`ALGOS`."""
+    from rltransfer.sb3layout import ALGOS
+
+    path = Path(path)
+    candidates = [path.stem.split("-", 1)[0].split(".", 1)[0], *list(reversed(path.parent.parts))[:3]]
+    for name in candidates:
+        name = _ZOO_ALGO_NAMES.get(name.lower(), name.lower())
+        if name in ALGOS:
+            return name
+    return None
+
+
+def is_zoo_hyperparams(path: str | Path) -> bool:
+    """Whether a YAML file is an RL Zoo hyperparameter file rather than an rltransfer agent file:
+    no ``algo`` key, and sections keyed by Gymnasium ids (``CartPole-v1:``) or ``atari``, or the
+    ``!!python/object/apply:collections.OrderedDict`` form of a ``config.yml`` saved beside an agent."""
+    path = Path(path)
+    try:
+        head = limits.read_bytes(path, limits.MAX_YAML_BYTES, "YAML file").decode("utf-8", "replace")
+    except (OSError, RLTransferError):
+        return False
+    if head.lstrip().startswith(("!!python/object/apply:collections.OrderedDict", _ORDERED_DICT_TAG)):
+        return True
+    try:
+        raw = _read_zoo_yaml(path, "an RL Zoo hyperparameter file")
+    except RLTransferError:
+        return False
+    keys = [k for k in raw if isinstance(k, str)]
+    if "algo" in keys or "families" in keys:
+        return False
+    return any(k == "atari" or _GYM_ID.match(k) for k in keys)
+
+
+def load_zoo_agent(path: str | Path, family: str, algo: str | None = None) -> Any:
+    """An RL Zoo hyperparameter file as an :class:`~rltransfer.config.AgentSpec` for one family.
+
+    Reads either form the Zoo writes: ``hyperparams/<algo>.yml`` (one section per Gymnasium id, YAML
+    anchors and merge keys allowed; the section of the family's ``gym_id`` is used) or the ``config.yml``
+    saved beside a trained agent (one section). Values are parsed as the Zoo parses them, without
+    ``eval``: ``!!float 1e5``, ``lin_0.001`` (a linear schedule to 0), ``policy_kwargs: "dict(...)"``,
+    ``normalize: true`` or ``"{'norm_obs': True, 'norm_reward': False}"`` (VecNormalize's defaults for
+    what is not named: observations and rewards normalized), ``noise_type: normal`` with ``noise_std``,
+    ``env_wrapper`` by class name. Everything not given takes SB3's default, as in the Zoo.
+
+    Args:
+        path: the Zoo file.
+        family: the env family name (its ``gym_id`` picks the section).
+        algo: the algorithm, when neither the file name nor its folder names it (see :func:`zoo_algo_of`).
+
+    Raises:
+        ConfigError: no section for the family's id, an unknown or unsupported entry (named, with why),
+            an algorithm that cannot be told, or a value out of range.
+        UnsafeFileError: a Python tag other than the Zoo's OrderedDict.
+    """
+    from rltransfer.config import AgentSpec, load_family
+    from rltransfer.sb3layout import ALGOS, POLICIES
+
+    path = Path(path)
+    fam = load_family(family)
+    raw = _read_zoo_yaml(path, "an RL Zoo hyperparameter file")
+    sections = [k for k in raw if isinstance(k, str) and (k == "atari" or _GYM_ID.match(k))]
+    if sections:
+        if fam.gym_id not in raw:
+            near = did_you_mean(fam.gym_id, sections)
+            raise ConfigError(
+                f"{path}: no section for {fam.gym_id} (the Gymnasium id that family {fam.name!r} wraps).{near} "
+                f"The file has {len(sections)}: {', '.join(sections[:30])}{', ...' if len(sections) > 30 else ''}"
+            )
+        section = raw[fam.gym_id]
+        where = f"{path} [{fam.gym_id}]"
+        if not isinstance(section, Mapping):
+            raise ConfigError(f"{where}: expected a mapping of hyperparameters, got {short_repr(section)}")
+    else:
+        section, where = raw, str(path)
+    chosen = algo.lower() if algo else zoo_algo_of(path)
+    if chosen is None:
+        raise ConfigError(
+            f"{path}: cannot tell which algorithm these Zoo hyperparameters are for (the Zoo names its files "
+            f"after the algorithm: ppo.yml, sac.yml...); name it: --agent zoo:ALGO:{path} (one of: {', '.join(ALGOS)})"
+        )
+    chosen = _ZOO_ALGO_NAMES.get(chosen, chosen)
+    if chosen not in ALGOS:
+        raise unknown_name("algorithm", chosen, ALGOS, where=str(path))
+    entries = _zoo_entries(section, where)
+    for key, why in _ZOO_UNSUPPORTED.items():
+        if key in entries:
+            raise ConfigError(f"{where}: key {key!r} is not supported: {why}")
+    policy = entries.get("policy")
+    if policy is not None and policy not in POLICIES:
+        why = {"CnnPolicy": "image (CNN) policies are not supported: the families here give vector observations",
+               "MultiInputPolicy": "Dict observations are not supported: the families here give one vector"}
+        raise ConfigError(f"{where}: key 'policy': {short_repr(policy)} is not supported; "
+                          f"{why.get(str(policy), 'valid: ' + ', '.join(POLICIES))}")
+    noise_type = entries.pop("noise_type", None)
+    noise_std = entries.pop("noise_std", None)
+    if noise_type is not None:
+        if noise_type not in _ZOO_NOISE:
+            raise ConfigError(f"{where}: key 'noise_type': {short_repr(noise_type)} is not supported; valid: "
+                              f"{', '.join(_ZOO_NOISE)} (Gaussian action noise, with noise_std)")
+        if noise_std is None:
+            raise ConfigError(f"{where}: noise_type {noise_type!r} needs noise_std")
+        entries["action_noise_std"] = noise_std
+    elif noise_std is not None:
+        raise ConfigError(f"{where}: noise_std without noise_type; add noise_type: normal")
+    base = AgentSpec(name=f"zoo-{chosen}", algo=chosen, family=fam.name)
+    return apply_agent_overrides(base, entries, where=where)
+
+
+# --------------------------------------------------------------------------------------------------
 # The Zoo's command-line overrides
 
 
@@ -865,7 +1030,9 @@ def apply_agent_overrides(spec: Any, hyperparams: Mapping[str, Any] | None = Non
     """An :class:`~rltransfer.config.AgentSpec` with Zoo-style overrides, validated like an agent file.
 
     Keys of :data:`_AGENT_KEYS` set the agent (``normalize`` takes the Zoo's ``norm_obs``/``norm_reward``/
-    ``clip_obs``; ``env_wrapper`` wrapper names); every other key is a hyperparameter of the algorithm.
+    ``clip_obs``, and what it does not name takes VecNormalize's default as in the Zoo: ``normalize: true``
+    normalizes observations and rewards; ``env_wrapper`` wrapper names); every other key is a hyperparameter
+    of the algorithm.
 
     Raises:
         ConfigError: an unknown key, a hyperparameter the algorithm does not take, or a value out of range.
@@ -883,9 +1050,9 @@ def apply_agent_overrides(spec: Any, hyperparams: Mapping[str, Any] | None = Non
                 unknown = sorted(set(value) - set(names))
                 if unknown:
                     raise ConfigError(f"{where} normalize: unknown keys {unknown}; valid: {sorted(names)}")
-                data["normalize"] = {names[k]: v for k, v in value.items()}
+                data["normalize"] = {"obs": True, "reward": True, **{names[k]: v for k, v in value.items()}}
             elif value is True:
-                data["normalize"] = {}
+                data["normalize"] = {"obs": True, "reward": True}
             elif value is False:
                 data.pop("normalize", None)
             else:

@@ -229,7 +229,7 @@ def test_cli_strict_refuses_a_budget_that_trains_nothing(tmp_path: Path, capsys:
     code = main(["transfer", "--from", str(src), "--env", "pendulum", "--steps", "2000", "--strict",
                  "--out", str(tmp_path / "runs"), "--no-progress"])
     err = capsys.readouterr().err
-    assert code == 2 and "learning_starts=10,000" in err and "(--strict)" in err
+    assert code == 2 and "learning_starts=10,000" in err and "under --strict" in err
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
     code = main(["train", "--env", "pendulum", "--agent", "td3", "--steps", "500", "--strict",
                  "--out", str(tmp_path / "runs"), "--no-progress"])
@@ -240,6 +240,16 @@ def test_cli_strict_refuses_a_budget_that_trains_nothing(tmp_path: Path, capsys:
     err = capsys.readouterr().err
     assert code == 0 and (tmp_path / "runs" / "warned" / "policy").is_dir()
     assert [line for line in err.splitlines() if "learning_starts" in line][0].startswith("rltransfer: warning: ")
+
+
+def test_python_train_checks_the_budget_as_the_cli_does(tmp_path: Path) -> None:
+    import rltransfer
+
+    with pytest.raises(ConfigError, match=r"learning_starts=10,000.*under --strict, strict=True"):
+        rltransfer.train("pendulum", "td3", steps=500, out=tmp_path / "runs", strict=True)
+    assert not (tmp_path / "runs").exists()
+    with pytest.warns(BudgetWarning, match="training td3 on 'pendulum'"):
+        rltransfer.train("pendulum", "td3", steps=64, out=tmp_path / "runs", name="warned", eval_episodes=1)
 
 
 def test_evaluate_uses_the_training_thread_setting(tmp_path: Path) -> None:

@@ -28,6 +28,7 @@ import torch
 from gymnasium import spaces
 
 from rltransfer.bundle import load_sb3_zip
+from rltransfer.config import load_agent
 from rltransfer.errors import BundleError, ConfigError, ResourceLimitError, RLTransferError, UnsafeFileError
 from rltransfer.normalization import NormalizationStats
 from rltransfer.sb3zip import check_net_arch, read_sb3_zip
@@ -620,6 +621,39 @@ _add("hostile", "yaml-nesting-70", _write("config.yml", b"x: " + b"[" * 70 + b"]
 _add("hostile", "yaml-dev-zero", _symlink("config.yml", "/dev/zero"), load_zoo_config, ResourceLimitError)
 _add("hostile", "yaml-too-large", _write("config.yml", b"# " + b"x" * (5 * 2**20) + b"\n"), load_zoo_config,
      ResourceLimitError)
+
+# ------------------------------------------------------------------------- Zoo hyperparameter files
+
+def _zoo_agent(path: Path) -> Any:  # --agent zoo:PATH
+    return load_agent(f"zoo:ppo:{path}", "cartpole")
+
+
+def _sniffed_agent(path: Path) -> Any:  # --agent PATH: sniffed as a Zoo file first, else an agent file
+    return load_agent(path, "cartpole")
+
+
+_add("valid", "zoo-hyperparams", _write("ppo.yml", b"CartPole-v1:\n  n_steps: !!float 32\n  learning_rate: lin_0.001\n"),
+     _zoo_agent, None)
+_add("valid", "zoo-hyperparams-sniffed", _write("ppo.yml", b"atari:\n  frame_stack: 4\nCartPole-v1:\n  n_steps: 32\n"),
+     _sniffed_agent, None)
+for _loader in (_zoo_agent, _sniffed_agent):
+    _how = "zoo" if _loader is _zoo_agent else "sniffed"
+    _add("hostile", f"zoo-agent-{_how}-alias-bomb",
+         _write("ppo.yml", _billion_laughs(9, 9) + b"CartPole-v1:\n  policy_kwargs: *a9\n"), _loader, ResourceLimitError)
+    _add("hostile", f"zoo-agent-{_how}-two-million-values",
+         _write("ppo.yml", b"CartPole-v1:\n  n_steps: [" + b"1," * 1_500_000 + b"1]\n"), _loader, ResourceLimitError)
+    _add("hostile", f"zoo-agent-{_how}-nesting-70", _write("ppo.yml", b"CartPole-v1: " + b"[" * 70 + b"]" * 70),
+         _loader, ResourceLimitError)
+    _add("hostile", f"zoo-agent-{_how}-huge-int-literal", _write("ppo.yml", b"CartPole-v1:\n  n_steps: " + b"9" * 10_000),
+         _loader, ConfigError)
+    _add("hostile", f"zoo-agent-{_how}-too-large", _write("ppo.yml", b"# " + b"x" * (5 * 2**20) + b"\n"), _loader,
+         ResourceLimitError)
+    for tag in ("!!python/object/apply:os.system [\"touch {s}\"]",
+                "!!python/object/apply:builtins.exec [\"{p}\"]"):
+        _add("hostile", f"zoo-agent-{_how}-tag-{tag.split()[0][10:]}",
+             lambda f, t=tag: _write("ppo.yml", f"CartPole-v1:\n  n_steps: {t}\n".format(
+                 s=sentinel(f), p=payload_source(f).replace('"', "'")).encode())(f),
+             _loader, UnsafeFileError if _loader is _zoo_agent else RLTransferError)
 
 # ------------------------------------------------------------------------------- normalization.json
 
