@@ -9,12 +9,18 @@ arms), and the verdict on normalized AUC by :func:`rltransfer.statistics.judge_s
 transfer strategy or a curriculum (the target agent trained from scratch with it): both are compared with
 the pair's scratch arm the same way; in the results a curriculum arm's ``strategy`` reads
 ``curriculum:<name>`` (:attr:`ArmResult.kind` says which kind an arm is).
-Writing the results down is :mod:`rltransfer.report`'s job.
+
+Sign convention (:data:`SIGN_CONVENTION`): every difference is oriented so that positive means the arm is
+better than scratch (arm minus scratch, and scratch minus arm for time to threshold: the steps by which
+the arm reaches the threshold sooner). Run counts (:func:`count_runs`) count what the benchmark runner
+counts: every run of the suite (sources, scratch runs once even when pairs share them, the arms), in its
+words. Writing the results down is :mod:`rltransfer.report`'s job.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -22,20 +28,31 @@ from typing import Any
 
 import numpy as np
 
+from rltransfer.errors import RLTransferError
 from rltransfer.rundir import read_json, read_status
 from rltransfer.suite import (
-    CURRICULUM_PREFIX, DETECTION_FILE, EXPECTED, SCRATCH, TASK_FILE, PairSpec, Suite, stored_suite,
+    CURRICULUM_PREFIX,
+    DETECTION_FILE,
+    EXPECTED,
+    SCRATCH,
+    TASK_FILE,
+    PairSpec,
+    Suite,
+    stored_suite,
 )
 
 __all__ = [
     "METRICS",
     "PRIMARY",
+    "SIGN_CONVENTION",
     "Analysis",
     "ArmResult",
     "MetricComparison",
+    "RunCounts",
     "RunRecord",
     "analyze",
     "collect_runs",
+    "count_runs",
 ]
 
 #: Metrics compared per (pair, arm): name -> (run_metrics key, higher is better).
@@ -46,6 +63,13 @@ METRICS: dict[str, tuple[str, bool]] = {
     "time_to_threshold": ("time_to_threshold", False),
 }
 PRIMARY = "auc"
+
+#: How every difference (``diff``, ``ci_low``, ``ci_high``) is oriented, in the report and report.json.
+SIGN_CONVENTION = (
+    "every difference is oriented so that positive means the arm is better than scratch: arm minus scratch "
+    "for jumpstart, asymptotic return and normalized AUC, scratch minus arm for time to threshold (the "
+    "environment steps by which the arm reaches the threshold sooner)"
+)
 
 
 @dataclass
@@ -79,8 +103,9 @@ class RunRecord:
 
 @dataclass
 class MetricComparison:
-    """Arm minus scratch on one metric (oriented: positive = the arm better); ``*_transfer`` fields are
-    the arm's (a transfer or a curriculum arm)."""
+    """Arm versus scratch on one metric: ``diff``, ``ci_low`` and ``ci_high`` follow
+    :data:`SIGN_CONVENTION` (positive = the arm better: scratch minus arm for time to threshold); the means
+    are in the metric's own units. ``*_transfer`` fields are the arm's (a transfer or a curriculum arm)."""
 
     metric: str
     higher_is_better: bool
@@ -143,9 +168,68 @@ class ArmResult:
         return self.label != "positive" if exp == "not positive" else self.label == exp
 
 
+@dataclass(frozen=True)
+class RunCounts:
+    """The runs of a suite in a benchmark folder, counted as the benchmark runner counts them: every run
+    it executes (sources, each scratch run once even when pairs share it, transfer and curriculum arms).
+
+    Attributes:
+        by_kind: the suite's runs per kind: ``{"source": 1, "scratch": 3, "transfer": 6, "curriculum": 0}``.
+        finished: runs found done (executed in the last session or an earlier one).
+        failed: runs that failed plus runs not run because a run they depend on failed (the runner counts
+            both as failed); ``blocked`` says how many of them are the latter.
+        to_run: runs neither finished nor failed (not started, interrupted or killed): a rerun does them.
+        session: the last session's counts as ``rltransfer benchmark`` printed them
+            (``{"executed", "already_done", "failed", "total"}``), ``None`` when no session was recorded.
+        unfinished: keys of the runs not finished (sources first).
+    """
+
+    by_kind: dict[str, int]
+    finished: int
+    failed: int
+    blocked: int
+    to_run: int
+    session: dict[str, Any] | None = None
+    unfinished: tuple[str, ...] = ()
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_kind.values())
+
+    def summary(self) -> str:
+        """``10 runs (1 source, 3 scratch, 6 transfer): 9 finished, 1 failed, 0 still to run``."""
+        kinds = ", ".join(f"{n} {kind}" for kind, n in self.by_kind.items() if n)
+        failed = f"{self.failed} failed"
+        if self.blocked:
+            failed += f" ({self.blocked} of them not run: a run they depend on failed)"
+        runs = "run" if self.total == 1 else "runs"
+        return f"{self.total} {runs} ({kinds}): {self.finished} finished, {failed}, {self.to_run} still to run"
+
+    def session_summary(self) -> str | None:
+        """The last session in the words ``rltransfer benchmark`` printed it: ``9 executed, 1 already done,
+        0 failed`` (``None`` without a recorded session)."""
+        if self.session is None:
+            return None
+        s = self.session
+        return f"{s['executed']} executed, {s['already_done']} already done, {s['failed']} failed"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"total": self.total, "by_kind": dict(self.by_kind), "finished": self.finished,
+                "failed": self.failed, "blocked": self.blocked, "still_to_run": self.to_run,
+                "last_session": self.session, "summary": self.summary()}
+
+
 @dataclass
 class Analysis:
-    """Everything the report shows, computed from the stored runs only."""
+    """Everything the report shows, computed from the stored runs only.
+
+    Attributes:
+        runs: the finished runs, per pair (a scratch run shared by pairs appears once per pair).
+        missing: keys of the suite's runs not finished (sources included).
+        return_ranges: ``{pair: (low, high)}``, the target family's ``return_range`` (what AUC is
+            normalized by, and what the plots keep their bands inside).
+        counts: the suite's runs counted as the runner counts them (:func:`count_runs`).
+    """
 
     suite: Suite
     out: Path
@@ -153,6 +237,8 @@ class Analysis:
     results: list[ArmResult]
     sessions: list[dict[str, Any]]
     missing: list[str]
+    return_ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
+    counts: RunCounts | None = None
 
     @property
     def wall_time(self) -> float:
@@ -162,8 +248,12 @@ class Analysis:
         return [r for r in self.runs if r.pair == pair and r.arm == arm]
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        """What ``report.json`` holds (no negative zeros)."""
+        return _no_negative_zero({
             "suite": self.suite.name,
+            "sign_convention": SIGN_CONVENTION,
+            "ci_level": 1 - self.suite.alpha,
+            "run_counts": self.counts.to_dict() if self.counts is not None else None,
             "wall_time_seconds": round(self.wall_time, 3),
             "last_session_seconds": self.sessions[-1].get("seconds") if self.sessions else None,
             "sessions": self.sessions,
@@ -171,14 +261,26 @@ class Analysis:
             "settings": {"seeds": self.suite.seed_list, "budget": self.suite.budget,
                          "alpha": self.suite.alpha, "min_seeds": self.suite.min_seeds,
                          "eval": self.suite.eval.model_dump(), "detection": self.suite.detection.model_dump(),
-                         "metrics": self.suite.metrics.model_dump()},
+                         "metrics": self.suite.metrics.model_dump(),
+                         "return_ranges": {k: list(v) for k, v in self.return_ranges.items()}},
             "results": [{**{k: v for k, v in asdict(r).items() if k != "comparisons"},
                          "kind": r.kind, "expected": r.expected, "control_ok": r.control_ok,
                          "comparisons": {m: asdict(c) for m, c in r.comparisons.items()}}
                         for r in self.results],
             "runs": [{k: v for k, v in asdict(r).items() if k not in ("steps", "returns")}
                      for r in self.runs],
-        }
+        })
+
+
+def _no_negative_zero(obj: Any) -> Any:
+    """``obj`` with every ``-0.0`` (in dicts, lists and tuples) made ``0.0``."""
+    if isinstance(obj, float):
+        return 0.0 if obj == 0 else obj
+    if isinstance(obj, dict):
+        return {k: _no_negative_zero(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_no_negative_zero(v) for v in obj]
+    return obj
 
 
 def _curve_for_metrics(run_dir: Path, budget: int) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
@@ -289,6 +391,109 @@ def _compare(
     )
 
 
+def _source_key(suite: Suite, pair: PairSpec, out: Path) -> str | None:
+    """The key (``sources/<fingerprint>``) of the source run a pair's transfer arms start from, as the runner
+    names it; ``None`` when the suite trains no source for the pair (a policy file, or no transfer arm)."""
+    if not pair.strategies or pair.source is None or pair.source.train is None:
+        return None
+    from rltransfer.arms import source_spec
+    from rltransfer.spec import CheckpointSpec
+
+    try:
+        return f"sources/{source_spec(pair.source.train, CheckpointSpec(save_freq=suite.save_freq)).fingerprint()}"
+    except (RLTransferError, OSError, ValueError):  # a file it names is gone: the key an arm recorded
+        for strat in pair.strategies:
+            for seed in suite.seed_list:
+                with contextlib.suppress(OSError, ValueError, AttributeError):
+                    deps = read_json(out / "runs" / pair.name / strat.arm / f"seed{seed}" / TASK_FILE,
+                                     "task record").get("deps", [])
+                    for dep in deps if isinstance(deps, list) else []:
+                        if isinstance(dep, str) and dep.startswith("sources/"):
+                            return dep
+        digest = hashlib.sha256(pair.source.train.model_dump_json().encode()).hexdigest()[:16]
+        return f"sources/unresolved-{digest}"  # its spec cannot be resolved and no arm recorded it: not finished
+
+
+def _run_state(run_dir: Path, needs_curve: bool) -> str:
+    """``finished`` (done, task complete, and its curve when ``needs_curve``), ``failed`` or ``other``."""
+    status = read_status(run_dir).get("status", "missing")
+    complete = False
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        complete = bool(read_json(run_dir / TASK_FILE, "task record").get("complete"))
+    if status == "done" and complete and (not needs_curve or (run_dir / "eval.npz").is_file()):
+        return "finished"
+    return "failed" if status == "failed" else "other"
+
+
+def _last_session(sessions: list[dict[str, Any]]) -> dict[str, Any] | None:
+    if not sessions:
+        return None
+    last = sessions[-1]
+    counts = {name: last.get(key) for name, key in (("executed", "runs_executed"), ("already_done", "runs_skipped"),
+                                                     ("failed", "runs_failed"), ("total", "runs_total"))}
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in counts.values()):
+        return None
+    return {**counts, "interrupted": bool(last.get("interrupted"))}
+
+
+def count_runs(suite: Suite, out: str | Path, sessions: list[dict[str, Any]] | None = None) -> RunCounts:
+    """Count the suite's runs in ``out`` as the benchmark runner counts them.
+
+    The runs are those :func:`rltransfer.benchmark.expand` makes: each trained source once (shared by the
+    pairs whose sources are the same), each scratch run once (pairs that share scratch runs, as
+    ``arms.json`` records, count them once), each transfer and curriculum arm run. A run is finished when
+    its status is done and its ``task.json`` complete; failed when its status says so, or when a run it
+    depends on failed (a transfer arm on its source; with the online detector, an arm on its pair's
+    scratch runs): the runner does not run those and counts them as failed.
+
+    Args:
+        suite: the suite (:func:`rltransfer.suite.stored_suite`).
+        out: the benchmark folder.
+        sessions: the sessions of ``benchmark.json`` (the last one's counts are kept as they were printed).
+    """
+    out = Path(out)
+    owners = stored_scratch_owners(suite, out)
+    kinds: dict[str, str] = {}
+    deps: dict[str, list[str]] = {}
+    sources = {pair.name: _source_key(suite, pair, out) for pair in suite.pairs}
+    for source in sources.values():
+        if source is not None:
+            kinds.setdefault(source, "source")
+    for pair in suite.pairs:
+        for seed in suite.seed_list:
+            kinds.setdefault(f"runs/{owners[pair.name]}/{SCRATCH}/seed{seed}", SCRATCH)
+    for pair in suite.pairs:
+        source = sources[pair.name]
+        scratch = [f"runs/{owners[pair.name]}/{SCRATCH}/seed{seed}" for seed in suite.seed_list]
+        for arm in pair.arms:
+            kind = pair.arm_kind(arm)
+            for seed in suite.seed_list:
+                key = f"runs/{pair.name}/{arm}/seed{seed}"
+                kinds[key] = kind
+                deps[key] = ([source] if kind == "transfer" and source else []) + (
+                    scratch if suite.detection.enable else [])
+    states = {key: _run_state(out / key, needs_curve=kind != "source") for key, kind in kinds.items()}
+    failed = {k for k, v in states.items() if v == "failed"}
+    blocked = {k for k, v in states.items() if v == "other" and any(d in failed for d in deps.get(k, ()))}
+    by_kind = {kind: sum(v == kind for v in kinds.values()) for kind in ("source", SCRATCH, "transfer", "curriculum")}
+    finished = sum(v == "finished" for v in states.values())
+    return RunCounts(
+        by_kind=by_kind, finished=finished, failed=len(failed) + len(blocked), blocked=len(blocked),
+        to_run=len(kinds) - finished - len(failed) - len(blocked), session=_last_session(sessions or []),
+        unfinished=tuple(k for k, v in states.items() if v != "finished"),
+    )
+
+
+def _return_ranges(suite: Suite) -> dict[str, tuple[float, float]]:
+    from rltransfer.config import load_family
+
+    by_env: dict[str, tuple[float, float]] = {}
+    for env in dict.fromkeys(p.target.env for p in suite.pairs):
+        low, high = load_family(env).return_range
+        by_env[env] = (float(low), float(high))
+    return {p.name: by_env[p.target.env] for p in suite.pairs}
+
+
 def analyze(out: str | Path) -> Analysis:
     """Metrics, comparisons and verdicts of a benchmark folder, from its stored runs only.
 
@@ -376,7 +581,9 @@ def analyze(out: str | Path) -> Analysis:
             zero_shot_transfer=float(np.mean([r.metrics["initial"] for r in transfer])),
             zero_shot_scratch=float(np.mean([r.metrics["initial"] for r in scratch])),
         ))
-    return Analysis(suite, out, runs, results, sessions, missing)
+    counts = count_runs(suite, out, sessions)
+    missing = [k for k in counts.unfinished if k not in missing] + missing
+    return Analysis(suite, out, runs, results, sessions, missing, _return_ranges(suite), counts)
 
 
 ARMS_FILE = "arms.json"

@@ -1,9 +1,15 @@
-"""Benchmark reports: ``report.md``, ``report.json``, CSV files, PNG plots and TensorBoard summaries.
+"""Benchmark reports: ``report.md``, ``report.json``, CSV files, plots (PNG, PDF or SVG) and TensorBoard
+summaries.
 
 :func:`write_report` re-renders everything from the runs stored in a benchmark folder (through
 :func:`rltransfer.analysis.analyze`), so it works on a finished or a partially finished benchmark and
-never trains anything. Plotting uses ``matplotlib.figure.Figure`` objects with the Agg canvas (no pyplot,
-no global backend switch).
+never trains anything. Figures share :mod:`rltransfer.plots`' style: one colour per arm in every figure,
+sizes legible at a paper's column width, confidence bands kept inside the family's return range.
+
+Conventions, stated once in ``report.md`` and ``report.json`` and used everywhere: differences follow
+:data:`rltransfer.analysis.SIGN_CONVENTION` (positive = the arm better than scratch); intervals are at
+the suite's level, ``1 - alpha``; run counts are those of the benchmark runner
+(:class:`rltransfer.analysis.RunCounts`), in its words; no number is printed as a negative zero.
 """
 
 from __future__ import annotations
@@ -12,79 +18,135 @@ import csv
 import io
 import math
 import shutil
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from rltransfer.analysis import METRICS, Analysis, ArmResult, RunRecord, analyze
+from rltransfer.analysis import METRICS, SIGN_CONVENTION, Analysis, ArmResult, RunRecord, analyze
+from rltransfer.plots import (
+    COLUMN_WIDTH,
+    DEFAULT_DPI,
+    FORMATS,
+    PAPER_RC,
+    SCRATCH_COLOR,
+    TEXT_WIDTH,
+    arm_colors,
+    check_dpi,
+    check_formats,
+    clip_band,
+    new_figure,
+    output_stem,
+    paper_style,
+    save_figure,
+    wrap_title,
+)
 from rltransfer.rundir import atomic_write_json, atomic_write_text
 from rltransfer.suite import CURRICULUM_PREFIX, SCRATCH
 
-__all__ = ["markdown_report", "plot_curves", "plot_intervals", "plot_poi", "write_report"]
+__all__ = [
+    "curves_figure", "format_ci", "interval_figure", "markdown_report", "mean_ci_band", "plot_curves", "plot_intervals",
+    "plot_poi", "report_colors", "write_report",
+]
 
+#: The plots of a report: key -> file name without its suffix (one file per format asked for).
 PLOTS = {
-    "curves": "learning_curves.png",
-    "intervals": "auc_difference.png",
-    "poi": "probability_of_improvement.png",
+    "curves": "learning_curves",
+    "intervals": "auc_difference",
+    "poi": "probability_of_improvement",
 }
 METRIC_LABELS = {
     "jumpstart": "jumpstart", "asymptotic": "asymptotic", "auc": "normalized AUC",
     "time_to_threshold": "time to threshold (steps)",
 }
-VERDICT_COLORS = {"positive": "#2a9d3f", "negative": "#c8372d", "inconclusive": "#7f7f7f"}
+#: Marker of each verdict on the interval plots (colour is the arm's; an inconclusive marker is hollow).
+VERDICT_MARKERS = {"positive": "^", "negative": "v", "inconclusive": "o"}
 
 
-def write_report(out: str | Path) -> Analysis:
+def write_report(out: str | Path, formats: str | Sequence[str] = ("png",), dpi: int = DEFAULT_DPI) -> Analysis:
     """Analyze the stored runs of a benchmark folder and write every report file into it.
 
-    Writes ``report.md``, ``report.json``, ``runs.csv``, ``comparisons.csv``, the PNG plots and
+    Writes ``report.md``, ``report.json``, ``runs.csv``, ``comparisons.csv``, the plots
+    (``learning_curves``, ``auc_difference``, ``probability_of_improvement``, one file per format) and
     ``tb_summary/<pair>/`` (TensorBoard text summary and hparams per pair).
+
+    Args:
+        out: the benchmark folder.
+        formats: plot formats, from ``png``, ``pdf`` and ``svg`` (or ``"png,pdf"``); ``report.md`` shows
+            the PNG (else the SVG) and links the others.
+        dpi: resolution of PNG plots.
 
     Returns:
         The :class:`~rltransfer.analysis.Analysis` that was rendered.
+
+    Raises:
+        ConfigError: an unknown format or a dpi out of range (before anything is written).
     """
+    formats = check_formats(formats)
+    dpi = check_dpi(dpi)
     out = Path(out)
     analysis = analyze(out)
     atomic_write_json(out / "report.json", analysis.to_dict())
     write_runs_csv(analysis, out / "runs.csv")
     write_comparisons_csv(analysis, out / "comparisons.csv")
+    colors = report_colors(analysis)
+    plots: dict[str, list[Path]] = {}
     if analysis.runs:
-        plot_curves(analysis, out / PLOTS["curves"])
+        plots["curves"] = plot_curves(analysis, out / PLOTS["curves"], formats, dpi, colors)
     if analysis.results:
-        plot_intervals(analysis.results, out / PLOTS["intervals"], analysis.suite.alpha)
-        plot_poi(analysis.results, out / PLOTS["poi"], analysis.suite.alpha)
+        plots["intervals"] = plot_intervals(analysis.results, out / PLOTS["intervals"], analysis.suite.alpha,
+                                            formats, dpi, colors)
+        plots["poi"] = plot_poi(analysis.results, out / PLOTS["poi"], analysis.suite.alpha, formats, dpi, colors)
     write_tensorboard(analysis, out / "tb_summary")
-    atomic_write_text(out / "report.md", markdown_report(analysis))
+    atomic_write_text(out / "report.md", markdown_report(analysis, plots))
     return analysis
 
 
 # --------------------------------------------------------------------------------------------- formatting
 
 
+def _z(x: float) -> float:
+    """``x`` with a zero (or a rounding residue below 1e-12) as a plain ``0.0``: never a negative zero."""
+    return 0.0 if abs(x) < 1e-12 else x
+
+
 def _f(x: float | None, digits: int = 3) -> str:
     if x is None or not math.isfinite(x):
         return "n/a"
+    x = _z(x)
     return f"{x:.{digits}g}" if abs(x) < 1000 else f"{x:,.0f}"
 
 
 def _signed(x: float, digits: int = 3) -> str:
     if not math.isfinite(x):
         return "n/a"
+    x = _z(x)
+    if x == 0:
+        return "0"
     return f"{x:+.{digits}g}" if abs(x) < 1000 else f"{x:+,.0f}"
 
 
-def _ci(point: float, low: float, high: float) -> str:
+def format_ci(point: float, low: float, high: float) -> str:
+    """A difference with its interval as the report writes it: ``+0.566 [+0.559, +0.573]`` (3 significant
+    digits, thousands separated from 1,000 on, zero as ``0``: never a negative zero; ``n/a`` if undefined)."""
     if not math.isfinite(point):
         return "n/a"
     return f"{_signed(point)} [{_signed(low)}, {_signed(high)}]"
+
+
+_ci = format_ci
 
 
 def _p(p: float) -> str:
     if not math.isfinite(p):
         return "n/a"
     return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def _level(alpha: float) -> str:
+    """The intervals' level as the report writes it: ``95%`` (``97.5%`` when that is what alpha gives)."""
+    return f"{(1 - alpha) * 100:.4g}%"
 
 
 def _seeds_needed(x: float) -> str:
@@ -114,7 +176,7 @@ def verdict_table(analysis: Analysis) -> str:
     """The headline table: one row per pair and arm (markdown)."""
     head = (f"| pair | role | {_arm_column(analysis.results)} | runs | zero-shot (transfer / scratch) "
             "| jumpstart | asymptotic "
-            "| normalized AUC | time to threshold "
+            "| normalized AUC | time to threshold (steps sooner) "
             "| transfer ratio | P(improvement) | p (Welch, raw / Holm) | verdict | detector: compute saved |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in analysis.results:
@@ -126,7 +188,6 @@ def _row(r: ArmResult) -> list[str]:
     c = r.comparisons
     auc = c["auc"]
     ttt = c["time_to_threshold"]
-    ttt_txt = _ci(-ttt.diff, -ttt.ci_high, -ttt.ci_low)  # shown as transfer - scratch in steps
     cens = f" (censored {ttt.censored_transfer}/{ttt.n_transfer} vs {ttt.censored_scratch}/{ttt.n_scratch})"
     verdict = f"**{r.label}**"
     if r.label == "inconclusive":
@@ -139,7 +200,7 @@ def _row(r: ArmResult) -> list[str]:
         _ci(c["jumpstart"].diff, c["jumpstart"].ci_low, c["jumpstart"].ci_high),
         _ci(c["asymptotic"].diff, c["asymptotic"].ci_low, c["asymptotic"].ci_high),
         _ci(auc.diff, auc.ci_low, auc.ci_high),
-        ttt_txt + cens,
+        _ci(ttt.diff, ttt.ci_low, ttt.ci_high) + cens,  # oriented like every difference: steps sooner
         _ci(*r.transfer_ratio),
         f"{_f(auc.prob_improvement, 2)} [{_f(auc.poi_low, 2)}, {_f(auc.poi_high, 2)}]",
         f"{_p(auc.welch_p)} / {_p(auc.holm_p)}",
@@ -160,30 +221,84 @@ def _saved(r: ArmResult) -> str:
     return txt
 
 
-def markdown_report(analysis: Analysis) -> str:
-    """The whole ``report.md``."""
-    from rltransfer.statistics import VERDICT_RULE
-
-    suite = analysis.suite
-    lines = [f"# Transfer benchmark: {suite.name}", ""]
-    if suite.description:
-        lines += [suite.description.strip(), ""]
-    total_runs = len(analysis.runs) + len(analysis.missing)
-    finished = f"Runs finished: {len(analysis.runs)} of {total_runs}."
-    if analysis.missing:
-        finished += (f" **Partial report**: {len(analysis.missing)} run(s) not finished (rerun "
-                     "`rltransfer benchmark` with the same `--out` to resume).")
+def _runs_lines(analysis: Analysis) -> list[str]:
+    """The run counts, as the benchmark runner counts them and in its words, then the wall time."""
+    counts = analysis.counts
+    lines: list[str] = []
+    if counts is not None:
+        text = f"Runs: {counts.summary()}."
+        session = counts.session_summary()
+        if session is not None:
+            stopped = " (interrupted)" if counts.session and counts.session.get("interrupted") else ""
+            text += f" Last session{stopped}: {session}."
+        lines.append(text)
+        if counts.finished < counts.total:
+            lines.append(f"**Partial report**: {counts.total - counts.finished} of the {counts.total} runs are not "
+                         "finished; rerun `rltransfer benchmark` with the same `--out` to resume (failed runs "
+                         "start over).")
     wall = f"Wall time: {analysis.wall_time:.0f} s over {len(analysis.sessions)} session(s)"
     if analysis.sessions:
         last = analysis.sessions[-1]
         wall += f" (last: {last.get('workers')} worker(s), {last.get('backend')})"
-    lines += [finished, wall + ".", ""]
+    return [*lines, wall + "."]
+
+
+def _plot_links(analysis: Analysis, plots: Mapping[str, Sequence[Path]] | None) -> list[str]:
+    """Each plot shown (its PNG, else its SVG) with links to its other formats, and a caption."""
+    if plots is None:  # not told what was written: what is on disk
+        plots = {key: [p for p in (analysis.out / f"{stem}.{fmt}" for fmt in FORMATS) if p.is_file()]
+                 for key, stem in PLOTS.items()}
+    level = _level(analysis.suite.alpha)
+    ranges = sorted(set(analysis.return_ranges.values()))
+    range_txt = ", ".join(f"[{_f(lo)}, {_f(hi)}]" for lo, hi in ranges) or "n/a"
+    captions = {
+        "curves": ("Learning curves",
+                   f"Mean evaluation return over seeds with {level} t-interval bands of the mean, kept inside "
+                   f"the target family's return range ({range_txt}); dashed: scratch. Each arm has the same "
+                   "colour in every figure."),
+        "intervals": ("Difference in normalized AUC",
+                      f"Normalized AUC, arm minus scratch, with its {level} bootstrap interval; the marker is the "
+                      "verdict (▲ positive, ▼ negative, ○ inconclusive), the colour the arm's."),
+        "poi": ("Probability of improvement",
+                f"P(a run of the arm has a higher AUC than a run of scratch) with its {level} interval; 0.5: no "
+                "difference."),
+    }
+    lines: list[str] = []
+    for key, (title, caption) in captions.items():
+        files = [Path(p) for p in plots.get(key, ())]
+        if not files:
+            continue
+        shown = next((p for p in files if p.suffix == ".png"), next((p for p in files if p.suffix == ".svg"), None))
+        if shown is not None:
+            lines.append(f"![{title}]({shown.name})")
+        others = [p for p in files if p != shown]
+        links = ", ".join(f"[{p.suffix[1:].upper()}]({p.name})" for p in others)
+        lines += ["", f"*{title}.* {caption}" + (f" Also as {links}." if links else ""), ""]
+    return lines
+
+
+def markdown_report(analysis: Analysis, plots: Mapping[str, Sequence[Path]] | None = None) -> str:
+    """The whole ``report.md``.
+
+    Args:
+        analysis: what to report.
+        plots: ``{key of PLOTS: files written}``; ``None``: the plot files found in the folder.
+    """
+    from rltransfer.statistics import VERDICT_RULE
+
+    suite = analysis.suite
+    level = _level(suite.alpha)
+    lines = [f"# Transfer benchmark: {suite.name}", ""]
+    if suite.description:
+        lines += [suite.description.strip(), ""]
+    lines += [*_runs_lines(analysis), ""]
     lines += ["## Results", "",
+              f"**Sign convention**: {SIGN_CONVENTION}. Intervals are {level} (alpha = {suite.alpha:g}).", "",
               "Zero-shot is the absolute mean return of the first evaluation (step 0, before any "
               "training on the target) of the transfer arm and of scratch. "
-              "Every other cell is transfer minus scratch (mean over seeds) with a 95% stratified-bootstrap "
-              "interval; time to threshold is in environment steps (negative = transfer reaches the "
-              "threshold sooner). P(improvement) and the p-values are on normalized AUC, the primary "
+              "Every other cell is a difference between the arm and scratch (means over seeds) with a "
+              f"{level} stratified-bootstrap interval, in the metric's units (environment steps for time to "
+              "threshold). P(improvement) and the p-values are on normalized AUC, the primary "
               "metric." + _curriculum_note(analysis.results), "", verdict_table(analysis), ""]
     shared = sorted({(r.pair, r.scratch_from) for r in analysis.results
                      if r.scratch_from and r.scratch_from != r.pair})
@@ -194,10 +309,10 @@ def markdown_report(analysis: Analysis) -> str:
     controls = [r for r in analysis.results if r.control_ok is not None]
     if controls:
         ok = sum(bool(r.control_ok) for r in controls)
-        lines += [f"Control pairs as expected: {ok} of {len(controls)}.", ""]
+        lines += [f"Control comparisons (pair x arm) as expected: {ok} of {len(controls)}.", ""]
     lines += ["### Per-metric details", "",
               f"| pair | {_arm_column(analysis.results)} | metric | transfer mean | scratch mean "
-              "| difference [95% CI] | P(improvement) | Welch p | Mann-Whitney p | Holm p |",
+              f"| difference [{level} CI] | P(improvement) | Welch p | Mann-Whitney p | Holm p |",
               "|---|---|---|---|---|---|---|---|---|---|"]
     for r in analysis.results:
         for m, c in r.comparisons.items():
@@ -206,17 +321,11 @@ def markdown_report(analysis: Analysis) -> str:
                 f"| {r.pair} | {_arm_cell(r)} | {METRIC_LABELS[m]} | {_f(c.mean_transfer)} | {_f(c.mean_scratch)} | "
                 f"{_ci(c.diff, c.ci_low, c.ci_high)} | {poi} | {_p(c.welch_p)} | {_p(c.mann_whitney_p)} | "
                 f"{_p(c.holm_p)} |")
-    lines += ["", "Differences of time to threshold here are oriented (positive = transfer faster).", ""]
-    lines += ["### Verdicts", ""]
+    lines += ["", "### Verdicts", ""]
     for r in analysis.results:
         kind = " (curriculum arm)" if r.kind == "curriculum" else ""
         lines.append(f"- **{r.pair} / {r.arm}: {r.label}**{kind}: {r.reason}.")
-    lines += ["", "## Plots", ""]
-    for key, title in (("curves", "Learning curves"), ("intervals", "Difference in normalized AUC"),
-                       ("poi", "Probability of improvement")):
-        if (analysis.out / PLOTS[key]).is_file():
-            lines.append(f"![{title}]({PLOTS[key]})")
-            lines.append("")
+    lines += ["", "## Plots", "", *_plot_links(analysis, plots)]
     lines += ["## Methods", "", _methods(analysis), "", "```", VERDICT_RULE, "```", ""]
     lines += [f"TensorBoard: `tensorboard --logdir {analysis.out}` overlays every run (scratch and transfer "
               "arms share tags such as `eval/mean_return`); `tb_summary/<pair>` holds each pair's table and "
@@ -254,9 +363,9 @@ def _methods(analysis: Analysis) -> str:
         f"evaluation), asymptotic performance (mean of the last {s.metrics.last_k} evaluations), area under "
         "the evaluation curve normalized by the family's return range (primary metric), time to the success "
         "threshold (censored runs counted at the budget) and the transfer ratio of mean AUCs. Comparisons "
-        "use 2000 stratified bootstrap resamples; Welch and Mann-Whitney p-values are Holm-adjusted across "
-        f"the suite's pairs x strategies; a verdict needs at least {s.min_seeds} seeds per arm "
-        f"(alpha = {s.alpha}).",
+        f"use 2000 stratified bootstrap resamples ({_level(s.alpha)} intervals); the Welch p-value (Mann-Whitney "
+        "where Welch is undefined) is Holm-adjusted across the suite's pairs x arms; a verdict needs at least "
+        f"{s.min_seeds} seeds per arm (alpha = {s.alpha:g}).",
     ]
     if any(p.curricula for p in s.pairs):
         parts.append(
@@ -279,8 +388,14 @@ def _methods(analysis: Analysis) -> str:
 # ---------------------------------------------------------------------------------------------------- CSV
 
 
+def _cell(x: Any) -> Any:
+    """A CSV cell: floats without a negative zero."""
+    return _z(x) if isinstance(x, float) and math.isfinite(x) else x
+
+
 def write_runs_csv(analysis: Analysis, path: Path) -> None:
-    """``runs.csv``: one row per finished run with every per-run metric and the detector's record."""
+    """``runs.csv``: one row per finished run and pair (a scratch run shared by pairs has a row per pair)
+    with every per-run metric and the detector's record."""
     cols = ["pair", "arm", "strategy", "seed", "status", "budget", "trained_steps", "initial", "asymptotic",
             "auc", "time_to_threshold", "ttt_censored", "stopped_early", "alarm_step", "steps_saved",
             "would_save", "run_dir"]
@@ -289,15 +404,16 @@ def write_runs_csv(analysis: Analysis, path: Path) -> None:
     w.writerow(cols)
     for r in analysis.runs:
         m = r.metrics
-        w.writerow([r.pair, r.arm, r.strategy, r.seed, r.status, r.budget, r.trained_steps, m["initial"],
-                    m["asymptotic"], m["auc"], m["time_to_threshold"], int(m["ttt_censored"]),
-                    int(r.stopped_early), "" if r.alarm_step is None else r.alarm_step, r.steps_saved,
-                    r.would_save, r.run_dir])
+        w.writerow([_cell(v) for v in (
+            r.pair, r.arm, r.strategy, r.seed, r.status, r.budget, r.trained_steps, m["initial"],
+            m["asymptotic"], m["auc"], m["time_to_threshold"], int(m["ttt_censored"]), int(r.stopped_early),
+            "" if r.alarm_step is None else r.alarm_step, r.steps_saved, r.would_save, r.run_dir)])
     atomic_write_text(path, buf.getvalue())
 
 
 def write_comparisons_csv(analysis: Analysis, path: Path) -> None:
-    """``comparisons.csv``: one row per pair x strategy x metric (plus the transfer ratio)."""
+    """``comparisons.csv``: one row per pair x strategy x metric (plus the transfer ratio); ``diff``,
+    ``ci_low`` and ``ci_high`` follow the sign convention (positive = the arm better)."""
     cols = ["pair", "role", "strategy", "arm", "metric", "higher_is_better", "n_transfer", "n_scratch",
             "mean_transfer", "mean_scratch", "diff", "ci_low", "ci_high", "prob_improvement", "poi_low",
             "poi_high", "welch_p", "mann_whitney_p", "holm_p", "verdict"]
@@ -306,39 +422,32 @@ def write_comparisons_csv(analysis: Analysis, path: Path) -> None:
     w.writerow(cols)
     for r in analysis.results:
         for m, c in r.comparisons.items():
-            w.writerow([r.pair, r.role, r.strategy, r.arm, m, int(c.higher_is_better), c.n_transfer,
-                        c.n_scratch, c.mean_transfer, c.mean_scratch, c.diff, c.ci_low, c.ci_high,
-                        c.prob_improvement, c.poi_low, c.poi_high, c.welch_p, c.mann_whitney_p, c.holm_p,
-                        r.label if m == "auc" else ""])
+            w.writerow([_cell(v) for v in (
+                r.pair, r.role, r.strategy, r.arm, m, int(c.higher_is_better), c.n_transfer, c.n_scratch,
+                c.mean_transfer, c.mean_scratch, c.diff, c.ci_low, c.ci_high, c.prob_improvement, c.poi_low,
+                c.poi_high, c.welch_p, c.mann_whitney_p, c.holm_p, r.label if m == "auc" else "")])
         lo, hi = r.transfer_ratio[1], r.transfer_ratio[2]
-        w.writerow([r.pair, r.role, r.strategy, r.arm, "transfer_ratio", 1, r.n_runs, "", "", "",
-                    r.transfer_ratio[0], lo, hi, "", "", "", "", "", "", ""])
+        w.writerow([_cell(v) for v in (r.pair, r.role, r.strategy, r.arm, "transfer_ratio", 1, r.n_runs, "", "", "",
+                                       r.transfer_ratio[0], lo, hi, "", "", "", "", "", "", "")])
     atomic_write_text(path, buf.getvalue())
 
 
 # -------------------------------------------------------------------------------------------------- plots
 
 
-def _figure(width: float, height: float) -> Any:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height), dpi=150)
-    FigureCanvasAgg(fig)
-    return fig
+def report_colors(analysis: Analysis) -> dict[str, str]:
+    """One colour per arm name for every figure of the report (:func:`rltransfer.plots.arm_colors` over the
+    suite's arms and scratch)."""
+    return arm_colors([SCRATCH, *(arm for p in analysis.suite.pairs for arm in p.arms)])
 
 
-def _save(fig: Any, path: Path) -> None:
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.tight_layout()
-    fig.savefig(tmp, dpi=150)
-    tmp.replace(path)
-
-
-def mean_ci_band(runs: Sequence[RunRecord], grid: np.ndarray, level: float = 0.95) -> tuple[np.ndarray, ...]:
+def mean_ci_band(runs: Sequence[RunRecord], grid: np.ndarray, level: float = 0.95,
+                 return_range: tuple[float, float] | None = None) -> tuple[np.ndarray, ...]:
     """Mean over seeds of the curves interpolated on ``grid``, with a t-interval: ``(mean, low, high)``.
 
-    Each array has the shape of ``grid``, ``(n,)``; ``runs`` are the seeds of one arm."""
+    Each array has the shape of ``grid``, ``(n,)``; ``runs`` are the seeds of one arm. With
+    ``return_range`` (the family's ``(low, high)``) the band is kept inside the possible returns
+    (:func:`rltransfer.plots.clip_band`)."""
     from scipy import stats
 
     ys = np.vstack([np.interp(grid, r.steps, r.returns) for r in runs])
@@ -347,97 +456,152 @@ def mean_ci_band(runs: Sequence[RunRecord], grid: np.ndarray, level: float = 0.9
         return mean, mean, mean
     sem = ys.std(axis=0, ddof=1) / math.sqrt(ys.shape[0])
     half = stats.t.ppf(0.5 + level / 2, ys.shape[0] - 1) * sem
-    return mean, mean - half, mean + half
+    low, high = clip_band(mean - half, mean + half, ys, return_range)
+    return mean, low, high
 
 
-def plot_curves(analysis: Analysis, path: Path) -> None:
-    """Learning curves, one panel per pair: mean return over seeds with a 95% CI band, each arm vs scratch."""
+def _steps_axis(ax: Any) -> None:
+    from matplotlib.ticker import EngFormatter, MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=4))
+    ax.xaxis.set_major_formatter(EngFormatter(sep=""))
+
+
+def _counts_text(counts: dict[str, int]) -> str:
+    """``n = 5 per arm``, or each arm's ``n`` when they differ."""
+    if len(set(counts.values())) == 1:
+        return f"n = {next(iter(counts.values()))} per arm"
+    return "n: " + ", ".join(f"{arm} {n}" for arm, n in counts.items())
+
+
+def curves_figure(analysis: Analysis, colors: Mapping[str, str] | None = None) -> Any:
+    """Learning curves, one panel per pair: mean return over seeds with its band (:func:`mean_ci_band` at the
+    suite's level, kept inside the family's return range), each arm against scratch (dashed), one legend for
+    the figure; one pair: a column wide, more: the text width (up to three panels a row)."""
     suite = analysis.suite
+    colors = dict(colors) if colors is not None else report_colors(analysis)
+    level = 1 - suite.alpha
     pairs = [p for p in suite.pairs if any(r.pair == p.name for r in analysis.runs)]
+    if not pairs:
+        raise ValueError(f"{analysis.out}: no finished run to draw learning curves of")
     n = len(pairs)
     cols = min(3, n)
     rows = math.ceil(n / cols)
-    fig = _figure(4.6 * cols, 3.4 * rows)
-    axes = fig.subplots(rows, cols, squeeze=False)
-    colors = ["#1f77b4", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"]
-    for ax, pair in zip(axes.flat, pairs):
-        budget = suite.budget_of(pair)
-        grid = np.linspace(0, budget, 101)
-        arms = [SCRATCH, *pair.arms]
-        for i, arm in enumerate(arms):
-            runs = analysis.runs_of(pair.name, arm)
-            if not runs:
-                continue
-            mean, low, high = mean_ci_band(runs, grid)
-            color = "#333333" if arm == SCRATCH else colors[(i - 1) % len(colors)]
-            style = "--" if arm == SCRATCH else "-"
-            ax.plot(grid, mean, style, color=color, lw=1.8, label=f"{arm} (n={len(runs)})")
-            ax.fill_between(grid, low, high, color=color, alpha=0.18, lw=0)
-        result = [r for r in analysis.results if r.pair == pair.name]
-        verdicts = ", ".join(f"{r.arm}: {r.label}" for r in result)
-        ax.set_title(f"{pair.name}\n{verdicts}" if verdicts else pair.name, fontsize=9)
-        ax.set_xlabel("environment steps")
-        ax.set_ylabel("evaluation return")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="best")
-    for ax in list(axes.flat)[n:]:
-        ax.set_visible(False)
-    note = "; runs stopped by the detector are held at their last evaluation" if any(
-        r.stopped_early for r in analysis.runs) else ""
-    fig.suptitle(f"{suite.name}: mean evaluation return over seeds with 95% CI bands (dashed: scratch){note}",
-                 fontsize=10)
-    _save(fig, path)
+    width = COLUMN_WIDTH if cols == 1 else TEXT_WIDTH
+    with paper_style():
+        fig = new_figure(width, 1.0 + 2.2 * rows)
+        axes = fig.subplots(rows, cols, squeeze=False)
+        handles: dict[str, Any] = {}
+        for k, (ax, pair) in enumerate(zip(axes.flat, pairs)):
+            grid = np.linspace(0, suite.budget_of(pair), 101)
+            counts: dict[str, int] = {}
+            for arm in [SCRATCH, *pair.arms]:
+                runs = analysis.runs_of(pair.name, arm)
+                if not runs:
+                    continue
+                counts[arm] = len(runs)
+                mean, low, high = mean_ci_band(runs, grid, level, analysis.return_ranges.get(pair.name))
+                color = colors.get(arm) or arm_colors([arm])[arm]
+                (line,) = ax.plot(grid, mean, "--" if arm == SCRATCH else "-", color=color, label=arm,
+                                  gid=f"arm_{k}_{arm}")
+                ax.fill_between(grid, low, high, color=color, alpha=0.18, lw=0, gid=f"band_{k}_{arm}")
+                handles.setdefault(arm, line)
+            verdicts = ", ".join(f"{r.arm}: {r.label}" for r in analysis.results if r.pair == pair.name)
+            title = f"{pair.name} ({_counts_text(counts)})" + (f"\n{verdicts}" if verdicts else "")
+            ax.set_title(wrap_title(title, width / cols * 0.95, PAPER_RC["axes.titlesize"]))
+            ax.set_xlabel("environment steps")
+            if k % cols == 0:
+                ax.set_ylabel("evaluation return")
+            _steps_axis(ax)
+            ax.grid(alpha=0.3)
+        for ax in list(axes.flat)[n:]:
+            ax.set_visible(False)
+        fig.legend(handles=list(handles.values()), labels=list(handles), loc="outside lower center",
+                   ncols=min(len(handles), 4))
+        note = "; runs stopped by the detector are held at their last evaluation" if any(
+            r.stopped_early for r in analysis.runs) else ""
+        fig.suptitle(wrap_title(f"{suite.name}: mean evaluation return over seeds, {_level(suite.alpha)} "
+                                f"CI bands{note}", width, PAPER_RC["figure.titlesize"]))
+    return fig
+
+
+def plot_curves(analysis: Analysis, path: str | Path, formats: str | Sequence[str] | None = None,
+                dpi: int = DEFAULT_DPI, colors: Mapping[str, str] | None = None) -> list[Path]:
+    """Write :func:`curves_figure` to ``path`` (its suffix the format), or beside it in each of ``formats``;
+    returns the files written."""
+    stem, formats = output_stem(path, formats)
+    return save_figure(curves_figure(analysis, colors), stem, formats, dpi)
 
 
 def _labels(results: Sequence[ArmResult]) -> list[str]:
     return [f"{r.pair} / {_arm_cell(r)}" for r in results]
 
 
-def _interval_plot(results: Sequence[ArmResult], path: Path, values: list[tuple[float, float, float]],
-                   ref: float, xlabel: str, title: str, xlim: tuple[float, float] | None = None) -> None:
+def interval_figure(results: Sequence[ArmResult], values: Sequence[tuple[float, float, float]], ref: float,
+                    xlabel: str, title: str, xlim: tuple[float, float] | None = None,
+                    colors: Mapping[str, str] | None = None) -> Any:
+    """Point estimates with their intervals, a row per pair x arm: the colour is the arm's (the same as in
+    every figure), the marker the verdict (:data:`VERDICT_MARKERS`; hollow: inconclusive)."""
     from matplotlib.lines import Line2D
 
-    fig = _figure(7.0, 1.3 + 0.42 * len(results))
-    ax = fig.add_subplot(1, 1, 1)
-    y = np.arange(len(results))[::-1]
-    for yi, r, (point, low, high) in zip(y, results, values):
-        color = VERDICT_COLORS.get(r.label, "#333333")
-        if math.isfinite(low) and math.isfinite(high):
-            ax.errorbar([point], [yi], xerr=[[point - low], [high - point]], fmt="o", color=color, ms=6,
-                        capsize=4, elinewidth=2.5)
-        else:
-            ax.plot([point], [yi], "o", color=color, ms=6)
-    ax.axvline(ref, color="black", lw=1)
-    if xlim is not None:
-        ax.set_xlim(*xlim)
-    ax.set_yticks(y, _labels(results), fontsize=8)
-    ax.set_ylim(-0.7, len(results) - 0.3)
-    ax.set_xlabel(xlabel)
-    ax.set_title(title, fontsize=10)
-    ax.grid(axis="x", alpha=0.3)
-    handles = [Line2D([], [], color=c, marker="o", lw=2.5, label=v) for v, c in VERDICT_COLORS.items()
-               if any(r.label == v for r in results)]
-    ax.legend(handles=handles, fontsize=7, loc="best", title="verdict", title_fontsize=7)
-    _save(fig, path)
+    colors = dict(colors) if colors is not None else arm_colors(r.arm for r in results)
+    labels = _labels(results)
+    width = COLUMN_WIDTH if max((len(t) for t in labels), default=0) <= 26 else TEXT_WIDTH
+    with paper_style():
+        fig = new_figure(width, 1.3 + 0.24 * len(results))
+        ax = fig.add_subplot(1, 1, 1)
+        y = np.arange(len(results))[::-1]
+        for row, (yi, r, (point, low, high)) in enumerate(zip(y, results, values)):
+            color = colors.get(r.arm) or arm_colors([r.arm])[r.arm]
+            hollow = r.label not in ("positive", "negative")
+            style = {"marker": VERDICT_MARKERS.get(r.label, "o"), "color": color, "ms": 5, "ls": "none",
+                     "mfc": "white" if hollow else color, "gid": f"arm_{row}_{r.arm}"}
+            if math.isfinite(low) and math.isfinite(high):
+                ax.errorbar([point], [yi], xerr=[[max(point - low, 0.0)], [max(high - point, 0.0)]],
+                            elinewidth=1.5, **style)
+            else:
+                ax.plot([point], [yi], **style)
+        ax.axvline(ref, color="black", lw=0.8)
+        if xlim is not None:
+            ax.set_xlim(*xlim)
+        ax.set_yticks(y, labels)
+        ax.set_ylim(-0.7, len(results) - 0.3)
+        ax.set_xlabel(wrap_title(xlabel, width * 0.7, PAPER_RC["axes.labelsize"]))
+        ax.set_title(wrap_title(title, width * 0.7, PAPER_RC["axes.titlesize"]))
+        ax.grid(axis="x", alpha=0.3)
+        handles = [Line2D([], [], color=SCRATCH_COLOR, marker=m, ls="none",
+                          mfc="white" if v == "inconclusive" else SCRATCH_COLOR, label=v)
+                   for v, m in VERDICT_MARKERS.items() if any(r.label == v for r in results)]
+        fig.legend(handles=handles, loc="outside lower center", ncols=len(handles) or 1, title="verdict")
+    return fig
 
 
-def plot_intervals(results: Sequence[ArmResult], path: Path, alpha: float = 0.05) -> None:
-    """Interval estimates: normalized AUC difference (arm - scratch) with its CI per pair x arm."""
+def plot_intervals(results: Sequence[ArmResult], path: str | Path, alpha: float = 0.05,
+                   formats: str | Sequence[str] | None = None, dpi: int = DEFAULT_DPI,
+                   colors: Mapping[str, str] | None = None) -> list[Path]:
+    """Interval estimates: normalized AUC difference (arm - scratch) with its CI per pair x arm; returns the
+    files written."""
     values = [(r.comparisons["auc"].diff, r.comparisons["auc"].ci_low, r.comparisons["auc"].ci_high)
               for r in results]
     if _has_curricula(results):
         xlabel, title = "normalized AUC difference, arm - scratch", "Effect per pair and arm (transfer or curriculum)"
     else:
         xlabel, title = "normalized AUC difference, transfer - scratch", "Transfer effect per pair and strategy"
-    _interval_plot(results, path, values, 0.0, f"{xlabel} ({1 - alpha:.0%} CI)", title)
+    stem, formats = output_stem(path, formats)
+    fig = interval_figure(results, values, 0.0, f"{xlabel} ({_level(alpha)} CI)", title, colors=colors)
+    return save_figure(fig, stem, formats, dpi)
 
 
-def plot_poi(results: Sequence[ArmResult], path: Path, alpha: float = 0.05) -> None:
-    """Probability of improvement (a transfer run's AUC above a scratch run's) with CIs."""
+def plot_poi(results: Sequence[ArmResult], path: str | Path, alpha: float = 0.05,
+             formats: str | Sequence[str] | None = None, dpi: int = DEFAULT_DPI,
+             colors: Mapping[str, str] | None = None) -> list[Path]:
+    """Probability of improvement (a transfer run's AUC above a scratch run's) with CIs; returns the files
+    written."""
     values = [(c.prob_improvement, c.poi_low, c.poi_high) for c in (r.comparisons["auc"] for r in results)]
-    _interval_plot(results, path, values, 0.5,
-                   f"P(transfer run's AUC > scratch run's AUC) ({1 - alpha:.0%} CI)",
-                   "Probability of improvement (0.5: no difference)", xlim=(-0.03, 1.03))
+    stem, formats = output_stem(path, formats)
+    fig = interval_figure(results, values, 0.5, f"P(arm run's AUC > scratch run's AUC) ({_level(alpha)} CI)",
+                          "Probability of improvement (0.5: no difference)", xlim=(-0.03, 1.03), colors=colors)
+    return save_figure(fig, stem, formats, dpi)
 
 
 # ---------------------------------------------------------------------------------------------- TensorBoard

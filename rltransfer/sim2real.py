@@ -471,13 +471,39 @@ def sweep(
                        notes, sensors_of=variant)
 
 
-def write_sweep(result: SweepResult, out: str | Path) -> tuple[Path, Path]:
-    """``sweep.csv`` (one row per policy and grid point: the values, mean, std, CI, n) and ``sweep.png``
-    (:func:`rltransfer.plots.plot_sweep`) into ``out``."""
+def write_sweep(result: SweepResult, out: str | Path, formats: str | Sequence[str] = ("png",), dpi: int = 150,
+                return_range: tuple[float, float] | None = None) -> tuple[Path, Path]:
+    """``sweep.csv`` (one row per policy and grid point: the values, mean, std, CI, n) and the plot
+    (:func:`rltransfer.plots.plot_sweep`: ``sweep.png``, or ``sweep.<format>`` for each of ``formats``) into
+    ``out``.
+
+    Args:
+        result: the sweep.
+        out: the folder.
+        formats: plot formats, from ``png``, ``pdf`` and ``svg`` (or ``"png,pdf"``).
+        dpi: resolution of the PNG.
+        return_range: the family's ``(low, high)`` returns, which the plot keeps its bands inside; by default
+            the ``return_range`` of the family named ``result.env`` (none when it cannot be loaded by that name).
+
+    Returns:
+        ``(csv path, path of the plot in the first format)``; the other formats are beside it.
+
+    Raises:
+        ConfigError: ``out`` is a file, an unknown format, a dpi out of range (before anything is written).
+    """
     import csv
 
-    from rltransfer.plots import plot_sweep
+    from rltransfer.errors import RLTransferError
+    from rltransfer.plots import check_dpi, check_formats, plot_sweep
 
+    formats, dpi = check_formats(formats), check_dpi(dpi)
+    if return_range is None:
+        from rltransfer.config import load_family
+
+        try:
+            return_range = tuple(load_family(result.env).return_range)  # type: ignore[assignment]
+        except (RLTransferError, OSError):
+            return_range = None
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out}: exists and is not a directory")
@@ -492,5 +518,5 @@ def write_sweep(result: SweepResult, out: str | Path) -> tuple[Path, Path]:
                 mean, std, lo, hi = summary[i, j]
                 writer.writerow([label, *[f"{point[a.name]:.6g}" for a in result.axes], f"{mean:.6g}", f"{std:.6g}",
                                  f"{lo:.6g}", f"{hi:.6g}", result.returns.shape[2]])
-    png_path = plot_sweep(result, out / "sweep.png")
-    return csv_path, png_path
+    plot_path = plot_sweep(result, out / "sweep", formats=formats, return_range=return_range, dpi=dpi)
+    return csv_path, plot_path
