@@ -19,7 +19,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from rltransfer.config import AgentSpec, EnvFamily, load_agent, load_family
+from rltransfer.agents import load_agent
+from rltransfer.config import AgentSpec, EnvFamily, load_family
 from rltransfer.errors import ConfigError
 from rltransfer.spec import (
     CheckpointSpec,

@@ -333,6 +333,8 @@ def run_suite(
     backend: str = "local",
     address: str | None = None,
     progress: bool = True,
+    formats: str | Sequence[str] = ("png",),
+    dpi: int | None = None,
 ) -> SuiteResult:
     """Run a suite (resuming whatever is already done in ``out``) and write its report.
 
@@ -343,6 +345,8 @@ def run_suite(
         backend: ``"local"`` (process pool) or ``"ray"``.
         address: Ray cluster address (``"auto"``), for ``backend="ray"``.
         progress: show a progress bar over runs (on stderr).
+        formats: the report's figure formats (``png``, ``pdf``, ``svg``; a list or ``"png,pdf"``).
+        dpi: raster resolution of PNG figures (default: the report's).
 
     Returns:
         A :class:`SuiteResult`. Runs that failed are listed there (their dependents are not run); the
@@ -353,7 +357,11 @@ def run_suite(
     """
     from rltransfer.executors import check_backend, make_executor
 
+    from rltransfer.plots import DEFAULT_DPI, check_dpi, check_formats
+
     check_backend(backend, address)
+    formats = check_formats(formats)  # before anything runs
+    dpi = check_dpi(DEFAULT_DPI if dpi is None else dpi)
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ConfigError(f"workers must be a positive integer, got {workers!r}")
     if not isinstance(suite, Suite):
@@ -423,7 +431,7 @@ def run_suite(
             record(complete=True, interrupted=interrupted)
     from rltransfer.report import write_report
 
-    analysis = write_report(out)
+    analysis = write_report(out, formats=formats, dpi=dpi)
     verdicts = {(r.pair, r.arm): r.label for r in analysis.results}
     return SuiteResult(out, out / "report.md", verdicts, executed, len(tasks) - len(todo), failed,
                        time.time() - started, analysis)

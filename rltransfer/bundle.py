@@ -30,7 +30,6 @@ import os
 import re
 import shutil
 import stat
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,7 +55,7 @@ from rltransfer.config import EnvFamily
 from rltransfer.environments import WrapperSpec
 from rltransfer.errors import BundleError, ResourceLimitError, UnsafeFileError
 from rltransfer.normalization import NormalizationStats
-from rltransfer.rundir import atomic_write_json, atomic_write_text, replace_dir, versions
+from rltransfer.rundir import atomic_write_json, atomic_write_text, make_temp_dir, replace_dir, versions
 from rltransfer.sb3layout import ALGOS, OFF_POLICY, algo_class, optimizer_classes, policy_alias
 from rltransfer.sb3zip import ACTIVATIONS, check_net_arch, read_sb3_zip, space_from_json, space_to_json
 
@@ -165,7 +164,7 @@ def save_bundle(
         if (old / path.name).is_dir() and not path.exists():
             (old / path.name).replace(path)
         shutil.rmtree(old, ignore_errors=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    tmp = make_temp_dir(f".{path.name}.tmp-", path.parent)
     try:
         model.save(tmp / MODEL_FILE)
         files = {MODEL_FILE: sha256(tmp / MODEL_FILE)}

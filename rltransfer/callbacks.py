@@ -42,7 +42,7 @@ from rltransfer.rundir import HEARTBEAT_INTERVAL, heartbeat
 from rltransfer.training import EvalCurve
 
 __all__ = [
-    "CollapseHook", "CollapseMonitor", "DomainRandomizationLogger", "EvalCallback", "EvalHook", "HParamsCallback", "Heartbeat", "ListenerHook",
+    "BudgetStop", "CollapseHook", "CollapseMonitor", "DomainRandomizationLogger", "EvalCallback", "EvalHook", "HParamsCallback", "Heartbeat", "ListenerHook",
     "NanGuard", "check_finite_weights", "first_nonfinite_tensor",
 ]
 
@@ -115,6 +115,37 @@ def _sum_finite(array: np.ndarray) -> bool:
         if math.isfinite(float(np.sum(array))):
             return True
     return bool(np.isfinite(array).all())
+
+
+# --------------------------------------------------------------------------------------------- budget
+
+
+class BudgetStop(BaseCallback):
+    """Stops an on-policy run at its budget of environment steps.
+
+    SB3's on-policy algorithms collect whole rollouts (``n_steps x n_envs`` env steps) and only check the
+    budget between them: a budget that is not a multiple of the rollout runs on to the end of the rollout
+    that crosses it (30,208 steps for 30,000 at 8 x 32), and that rollout's update runs at a learning-rate
+    schedule's end value (0 for ``lin_`` schedules), so it trains nothing and the final evaluation repeats
+    the policy before it. Here the rollout that would cross the budget is cut at the budget: the run takes
+    exactly ``budget`` env steps, every update is made on a whole rollout, and the steps of the cut
+    rollout are collected but not trained on. A budget that is a multiple of the rollout runs as in SB3.
+
+    Args:
+        budget: the run's total env steps.
+        rollout: env steps per rollout (``n_steps * n_envs``).
+    """
+
+    def __init__(self, budget: int, rollout: int) -> None:
+        super().__init__()
+        self.budget, self.rollout = int(budget), int(rollout)
+        self._crossing = False
+
+    def _on_rollout_start(self) -> None:
+        self._crossing = self.num_timesteps + self.rollout > self.budget
+
+    def _on_step(self) -> bool:
+        return not (self._crossing and self.num_timesteps >= self.budget)
 
 
 # ---------------------------------------------------------------------------------------------- guard

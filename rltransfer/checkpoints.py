@@ -71,7 +71,6 @@ import math
 import random
 import re
 import shutil
-import tempfile
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -102,7 +101,7 @@ from rltransfer.envsnapshot import (
 )
 from rltransfer.envsnapshot import snapshot_venv as _snapshot_venv  # a module attribute: tests replace it
 from rltransfer.errors import BundleError, ConfigError
-from rltransfer.rundir import atomic_write_text, read_npz, replace_dir, versions
+from rltransfer.rundir import atomic_write_text, make_temp_dir, read_npz, replace_dir, versions
 
 __all__ = [
     "MAX_MONITOR_EPISODES", "CheckpointCallback", "latest_checkpoint", "load_checkpoint", "prune_checkpoints",
@@ -382,7 +381,7 @@ def save_checkpoint(
     name = f"ckpt-{int(model.num_timesteps):012d}"
     target = folder / name
     start = time.perf_counter()
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=folder))
+    tmp = make_temp_dir(f".{name}.tmp-", folder)
     try:
         reasons = [*inexact, *_inexact_model_reasons(model, replay_buffer)]
         files = _write_contents(tmp, model, venv, states or {}, replay_buffer, reasons)

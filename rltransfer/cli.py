@@ -14,17 +14,22 @@ import shlex
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
-from rltransfer.errors import RLTransferError
+from rltransfer.errors import ConfigError, RLTransferError
 
 Handler = Callable[[argparse.Namespace], int]
 
 
 def _console() -> Any:
+    """Rich output for tables, as plain text: no markup (a ``[...]`` in a name or value is printed, not
+    eaten), no highlighting or emoji, colour only on a terminal and never under ``NO_COLOR``; in a pipe or
+    a CI log no wrapping at all (identifiers such as tensor names stay whole)."""
     from rich.console import Console
 
-    return Console(stderr=False, highlight=False)
+    tty = sys.stdout.isatty()
+    return Console(stderr=False, highlight=False, markup=False, emoji=False, soft_wrap=not tty,
+                   width=None if tty else 10_000)
 
 
 def _write(text: str) -> None:
@@ -33,11 +38,39 @@ def _write(text: str) -> None:
     sys.stdout.flush()
 
 
+def _emit_json(target: str, data: Any) -> None:
+    """``--json FILE``: strict JSON written atomically (and its path said on stdout); ``--json -``: the JSON
+    alone on stdout, for a pipe (``| jq``)."""
+    from rltransfer.rundir import atomic_write_json, json_safe
+
+    if target == "-":
+        _write(json.dumps(json_safe(data), indent=2, allow_nan=False) + "\n")
+        return
+    _check_json_target(target)
+    atomic_write_json(Path(target), data)
+    _write(f"json: {target}\n")
+
+
+def _check_json_target(target: str | None) -> None:
+    """Refuse a ``--json`` path that cannot be written, before the work that fills it is done."""
+    if target is None or target == "-":
+        return
+    path = Path(target)
+    if path.is_dir():
+        raise ConfigError(f"--json {target}: is a directory; give a file name, or '-' for stdout")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ConfigError(f"--json {target}: {parent} is a file, not a folder")
+            break
+
+
 # ---------------------------------------------------------------------------------------------- commands
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from rltransfer.config import load_agent, load_family, parse_set
+    from rltransfer.agents import load_agent
+    from rltransfer.config import load_family, parse_set
     from rltransfer.pipeline import train
     from rltransfer.zoo import apply_agent_overrides, parse_hyperparams
 
@@ -54,7 +87,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     con = _console()
     con.print(f"run:          {result.run_dir}")
     con.print(f"policy:       {result.policy_dir}")
-    con.print(f"final return: {result.final_mean:.2f} (deterministic, {len(result.curve.returns[-1])} episodes)")
+    con.print(f"steps:        {_steps_line(result)}")
+    if result.curve.mean:
+        con.print(f"final return: {result.final_mean:.2f} (deterministic, {len(result.curve.returns[-1])} episodes)")
+    else:
+        con.print("final return: not evaluated (--eval-episodes 0)")
     con.print(f"tensorboard:  tensorboard --logdir {result.run_dir.parent}")
     return 0
 
@@ -62,8 +99,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from rltransfer.config import parse_set
     from rltransfer.evaluation import evaluate
-    from rltransfer.rundir import atomic_write_json
 
+    _check_json_target(args.json)
     result = evaluate(
         args.policy, env_name(args.env) if args.env else None, params=parse_set(args.set), episodes=args.episodes, seed=args.seed,
         deterministic=not args.stochastic, variant=args.variant, randomize=args.randomize, threads=args.threads,
@@ -72,12 +109,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     lo, hi = result.ci95
     on = "".join([f" variant {result.variant}" if result.variant else "",
                   f" randomized by preset {result.randomization}" if result.randomization else ""])
+    if args.json == "-":
+        _emit_json("-", result.to_dict())
+        return 0
     _write(
         f"{result.env}{on} {result.params}\nreturn {result.mean:.2f} ± {result.std:.2f} (std), "
         f"95% CI [{lo:.2f}, {hi:.2f}] over {result.n_episodes} episodes\n"
     )
     if args.json:
-        atomic_write_json(Path(args.json), result.to_dict())
+        _emit_json(args.json, result.to_dict())
     return 0
 
 
@@ -104,7 +144,8 @@ def cmd_transfer(args: argparse.Namespace) -> int:
     source = load_policy(args.source, algo=args.source_algo)
     agent = args.agent
     if args.hyperparams or args.n_envs is not None or args.vec_env is not None:
-        from rltransfer.config import load_agent, load_family
+        from rltransfer.agents import load_agent
+        from rltransfer.config import load_family
         from rltransfer.zoo import apply_agent_overrides, parse_hyperparams
 
         family = load_family(env_name(args.env))
@@ -127,9 +168,29 @@ def cmd_transfer(args: argparse.Namespace) -> int:
     curve = result.curve
     con.print(f"run:          {result.run_dir}")
     con.print(f"policy:       {result.policy_dir}")
-    con.print(f"return:       {curve.mean[0]:.2f} at step 0 (jumpstart) -> {curve.mean[-1]:.2f} at step {curve.steps[-1]}")
+    con.print(f"steps:        {_steps_line(result)}")
+    if curve.mean:
+        con.print(f"return:       {curve.mean[0]:.2f} at step 0 (jumpstart) -> {curve.mean[-1]:.2f} "
+                  f"at step {curve.steps[-1]}")
+    else:
+        con.print("return:       not evaluated (--eval-episodes 0)")
     con.print(f"tensorboard:  tensorboard --logdir {result.run_dir.parent}")
     return 0
+
+
+def _steps_line(result: Any) -> str:
+    """``30,000 (the budget)``, or how far past the budget the run went and why."""
+    from rltransfer.rundir import read_status
+
+    status = read_status(result.run_dir)
+    steps, budget = status.get("steps"), status.get("budget")
+    if not isinstance(steps, int) or not isinstance(budget, int):
+        return "?"
+    if steps == budget:
+        return f"{steps:,} (the budget)"
+    n_envs = getattr(result.model, "n_envs", 1) if result.model is not None else 1
+    return (f"{steps:,} ({steps - budget:,} past the budget of {budget:,}: SB3 steps all {n_envs} envs at once and "
+            "checks the budget between its collection rounds)")
 
 
 def env_name(value: str) -> str:
@@ -189,7 +250,24 @@ def _add_strategy_args(p: argparse.ArgumentParser) -> None:
             group.add_argument(opt.flag, dest=opt.name, type=opt.type, metavar=metavar, help=opt.help)
 
 
-class _TransferParser(argparse.ArgumentParser):
+class _Parser(argparse.ArgumentParser):
+    """argparse with the project's one-line errors: ``rltransfer: error: train: argument --steps: invalid int
+    value: 'abc' (see 'rltransfer train --help')`` instead of the usage block and a second line."""
+
+    def error(self, message: str) -> NoReturn:
+        import re
+
+        from rltransfer.errors import did_you_mean
+
+        command = self.prog.removeprefix("rltransfer").strip()
+        where = f"{command}: " if command else ""
+        choice = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)$", message)
+        if choice:
+            message += did_you_mean(choice.group(1), re.findall(r"'([^']*)'", choice.group(2)))
+        self.exit(2, f"rltransfer: error: {where}{message} (see '{self.prog} --help')\n")
+
+
+class _TransferParser(_Parser):
     """The ``transfer`` subcommand's parser. Its strategy flags come from the strategy registry, which
     imports torch and SB3, so they are added when the subcommand is parsed: other commands start fast."""
 
@@ -199,6 +277,7 @@ class _TransferParser(argparse.ArgumentParser):
         if not self._strategy_args:
             self._strategy_args = True
             _add_strategy_args(self)
+            _document(self)
 
     def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:  # type: ignore[override]
         self._with_strategy_args()
@@ -243,9 +322,9 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     info = inspect_source(args.path, algo=args.algo)
     con = _console()
     if args.json:
-        con.print_json(json.dumps(info))
+        _emit_json("-", info)
         return 0
-    con.print(f"[bold]{info['path']}[/bold] ({info['kind']})")
+    con.print(f"{info['path']} ({info['kind']})")
     for key in ("algo", "sb3_version", "observation_space", "action_space", "policy_kwargs", "hyperparams",
                 "num_timesteps", "normalization", "wrappers", "env", "unsupported", "transfer"):
         if info.get(key) not in (None, {}, []):
@@ -282,52 +361,72 @@ def cmd_list(args: argparse.Namespace) -> int:
         for name in resources.names(kind):
             if kind == "envs":
                 fam = load_family(name)
-                lines.append(f"  {name:18s} {fam.gym_id:32s} params: {', '.join(fam.params)}")
+                lines.append(f"  {name:18s} {fam.gym_id}   return range {fam.return_range[0]:g} to "
+                             f"{fam.return_range[1]:g}")
+                width = max(len(p) for p in fam.params)
+                lines += [f"    {p:{width}s}  nominal {spec.nominal:<8g} bounds [{spec.low:g}, {spec.high:g}]"
+                          + (f"  {spec.description}" if spec.description else "") for p, spec in fam.params.items()]
                 lines += randomization_lines(fam)
+            elif kind == "agents":
+                lines.append(_agent_line(name))
             else:
                 lines.append(f"  {name}")
     _write("\n".join(lines) + "\n")
     return 0
 
 
+def _agent_line(name: str) -> str:
+    """``  ppo   PPO   families: cartpole, pendulum, ...`` (the families an agent file has settings for)."""
+    from rltransfer import resources
+    from rltransfer.config import AgentFile, read_yaml, validate
+
+    path = resources.find("agents", name)
+    agent = validate(AgentFile, read_yaml(path), str(path))
+    return f"  {name:10s} {agent.algo.upper():12s} families: {', '.join(agent.families) or '(none)'}"
+
+
 def cmd_sim2real(args: argparse.Namespace) -> int:
     from rltransfer.evaluation import set_threads
-    from rltransfer.rundir import atomic_write_json
     from rltransfer.sim2real import format_gap_table, sim2real
 
     set_threads(args.threads)
+    _check_json_target(args.json)
     report = sim2real(args.policy, env_name(args.env) if args.env else None, variants=args.variant, sim_randomize=args.sim_randomize,
                       episodes=args.episodes, seed=args.seed, deterministic=not args.stochastic)
     data = report.to_dict()
     if args.json == "-":
-        _write(json.dumps(data, indent=2) + "\n")
+        _emit_json("-", data)
         return 0
     _write(format_gap_table(report))
     if args.json:
-        atomic_write_json(Path(args.json), data)
-        _write(f"json: {args.json}\n")
+        _emit_json(args.json, data)
     return 0
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     from rltransfer.config import parse_set
     from rltransfer.evaluation import set_threads
+    from rltransfer.plots import check_dpi, check_formats
     from rltransfer.sim2real import parse_axis, sweep, write_sweep
 
     set_threads(args.threads)
+    check_formats(args.format), check_dpi(args.dpi)  # before any episode runs
     axes = [parse_axis(text) for text in args.param]
     result = sweep(args.policy, env_name(args.env), axes, episodes=args.episodes, seed=args.seed, params=parse_set(args.set),
                    deterministic=not args.stochastic, variant=args.variant)
-    csv_path, png_path = write_sweep(result, args.out)
+    csv_path, plot_path = write_sweep(result, args.out, formats=args.format, dpi=args.dpi)
     grid = " x ".join(f"{a.name} {a.low:g}..{a.high:g} ({a.n})" for a in axes)
+    plots = ", ".join(str(plot_path.with_suffix(f".{f}")) for f in check_formats(args.format))
     _write("".join(f"note: {n}\n" for n in result.notes)
            + f"sweep of {result.env}: {grid}, {len(result.labels)} policies, {args.episodes} episodes per point\n"
-           f"csv:  {csv_path}\npng:  {png_path}\n")
+           f"csv:  {csv_path}\nplot: {plots}\n")
     return 0
 
 
 def _print_suite_result(con: Any, result: Any) -> None:
     from rich.table import Table
+
+    from rltransfer.report import format_ci
 
     analysis = result.analysis
     curricula = any(r.kind == "curriculum" for r in analysis.results)
@@ -341,26 +440,27 @@ def _print_suite_result(con: Any, result: Any) -> None:
         check = "" if r.control_ok is None else (" ✓" if r.control_ok else f" ✗ (expected {r.expected})")
         saved = f"{r.alarms} alarm(s), {r.steps_saved / r.budget:.2f} runs saved" if r.alarms else "no alarm"
         arm = f"{r.arm} (curriculum)" if r.kind == "curriculum" else r.arm
-        table.add_row(r.pair, r.role, arm, f"{auc.diff:+.3f} [{auc.ci_low:+.3f}, {auc.ci_high:+.3f}]",
+        table.add_row(r.pair, r.role, arm, format_ci(auc.diff, auc.ci_low, auc.ci_high),
                       f"{auc.prob_improvement:.2f}", r.label + check, saved)
     con.print(table)
     con.print(f"runs: {result.executed} executed, {result.skipped} already done, {len(result.failed)} failed; "
               f"this session {result.wall_time:.0f} s")
     for key, error in result.failed.items():
-        con.print(f"[red]failed[/red] {key}: {error}")
+        con.print(f"failed {key}: {error}")
     con.print(f"report:       {result.report}")
     con.print(f"tensorboard:  tensorboard --logdir {result.out}")
 
 
 def _run_benchmark(suite: str, out: str, workers: int, backend: str, address: str | None, progress: bool,
-                   command: str) -> int:
+                   command: str, formats: str = "png", dpi: int | None = None) -> int:
     from rltransfer.benchmark import run_suite
 
     con = _console()
     try:
-        result = run_suite(suite, out, workers=workers, backend=backend, address=address, progress=progress)
+        result = run_suite(suite, out, workers=workers, backend=backend, address=address, progress=progress,
+                           formats=formats, dpi=dpi)
     except KeyboardInterrupt:
-        con.print(f"[yellow]interrupted[/yellow]: finished runs are kept in {out}; resume with:\n  {command}")
+        con.print(f"interrupted: finished runs are kept in {out}; resume with:\n  {command}")
         return 130
     _print_suite_result(con, result)
     return 1 if result.failed else 0
@@ -371,15 +471,15 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
                           *(["--backend", args.backend] if args.backend != "local" else []),
                           *(["--address", args.address] if args.address else [])])
     return _run_benchmark(args.suite, args.out, args.workers, args.backend, args.address, not args.no_progress,
-                          command)
+                          command, args.format, args.dpi)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     from rltransfer.report import write_report
 
-    analysis = write_report(args.dir)
+    analysis = write_report(args.dir, formats=args.format, dpi=args.dpi)
     con = _console()
-    con.print(f"{len(analysis.runs)} finished run(s), {len(analysis.missing)} not finished")
+    con.print(analysis.counts.summary())
     for r in analysis.results:
         con.print(f"  {r.pair} / {r.arm}: {r.label}")
     con.print(f"report:       {Path(args.dir) / 'report.md'}")
@@ -390,10 +490,11 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     """The quick suite end to end: sources, scratch and transfer arms, statistics, report, TensorBoard."""
     con = _console()
-    con.print(f"[bold]rltransfer demo[/bold]: the quick benchmark suite into {args.out} with {args.workers} "
+    con.print(f"rltransfer demo: the quick benchmark suite into {args.out} with {args.workers} "
               "worker(s) (resumes if interrupted)")
     command = f"rltransfer demo --out {args.out} --workers {args.workers}"
-    return _run_benchmark("quick", args.out, args.workers, "local", None, not args.no_progress, command)
+    return _run_benchmark("quick", args.out, args.workers, "local", None, not args.no_progress, command,
+                          args.format, args.dpi)
 
 
 # ------------------------------------------------------------------------------------------------ parser
@@ -439,6 +540,16 @@ def _add_zoo_agent_args(p: argparse.ArgumentParser) -> None:
     group.add_argument("--vec-env", choices=["dummy", "subproc"], help="vectorized env class of the training envs")
 
 
+#: :data:`rltransfer.plots.DEFAULT_DPI` (not imported here: plots imports matplotlib).
+_DPI = 150
+
+
+def _add_figure_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--format", default="png", metavar="FMT[,FMT]",
+                   help="figure formats, comma-separated: png, pdf, svg (vector formats for papers)")
+    p.add_argument("--dpi", type=int, default=_DPI, help="resolution of PNG figures")
+
+
 def _add_device_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"],
                    help="torch device of the model (default cpu)")
@@ -453,9 +564,12 @@ def _add_strict_arg(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     from rltransfer import __version__
 
-    parser = argparse.ArgumentParser(prog="rltransfer", description="Transfer learning for RL (SB3 + Gymnasium).")
+    parser = _Parser(prog="rltransfer", description="Transfer learning for RL (SB3 + Gymnasium).")
     parser.add_argument("--version", action="version", version=f"rltransfer {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what the run does (spec, run directory, "
+                        "evaluations); also accepted after the command")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only errors and the results: no progress bar, no "
+                        "log lines; also accepted after the command")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("train", help="train a source policy on an env family")
@@ -489,7 +603,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--episodes", type=int, default=10)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--stochastic", action="store_true", help="sample actions instead of the deterministic mode")
-    p.add_argument("--json", metavar="FILE", help="write mean, std, ci95 and returns as JSON")
+    p.add_argument("--json", metavar="FILE", help="write mean, std, ci95 and returns as JSON ('-': to stdout, "
+                   "instead of the text)")
     _add_randomize_arg(p, "evaluate on its distribution (each episode's params and sensor effects drawn)")
     _add_algo_arg(p, what="an SB3 zip")
     _add_threads_arg(p)
@@ -561,7 +676,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--episodes", type=int, default=10, help="episodes per grid point (default 10)")
     p.add_argument("--seed", type=int, default=0, help="seed of every grid point's episodes (default 0)")
     p.add_argument("--stochastic", action="store_true", help="sample actions instead of the deterministic mode")
-    p.add_argument("--out", required=True, help="folder for sweep.csv and sweep.png")
+    p.add_argument("--out", required=True, help="folder for sweep.csv and the plot (sweep.png, and one file per "
+                   "--format)")
+    _add_figure_args(p)
     _add_threads_arg(p)
     p.set_defaults(handler=cmd_sweep)
 
@@ -588,24 +705,69 @@ def build_parser() -> argparse.ArgumentParser:
                    help="local process pool (default) or Ray (pip install 'rltransfer[ray]')")
     p.add_argument("--address", help="Ray cluster address, e.g. auto (with --backend ray)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_figure_args(p)
     p.set_defaults(handler=cmd_benchmark)
 
     p = sub.add_parser("report", help="re-render report.md/json, CSV, plots from a benchmark folder's runs")
     p.add_argument("dir", help="benchmark folder (the --out of `rltransfer benchmark`)")
+    _add_figure_args(p)
     p.set_defaults(handler=cmd_report)
 
     p = sub.add_parser("demo", help="the main job, end to end: the quick benchmark suite")
     p.add_argument("--out", default="bench/quick")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--no-progress", action="store_true")
+    _add_figure_args(p)
     p.set_defaults(handler=cmd_demo)
+    for command in sub.choices.values():
+        _finish_options(command)
     return parser
 
 
+#: Help for the options several commands share, where their add_argument leaves it out.
+_COMMON_HELP = {
+    "seed": "seed of the model, the training envs (seed .. seed+n_envs-1) and the evaluation episodes",
+    "steps": "total env steps of training (default: the agent's n_timesteps)",
+    "out": "parent folder of the run directory",
+    "name": "run directory name (default: {env}__{agent}__{seed}__{time})",
+    "eval_freq": "evaluate every N env steps (default: the agent's eval.freq; 0: only at start and end)",
+    "eval_episodes": "episodes per evaluation (default: the agent's eval.episodes; 0: no evaluation)",
+    "no_progress": "no progress bar",
+    "json": "print the description as JSON on stdout (for jq and scripts)",
+    "kind": "what to list (default: all of them)",
+    "workers": "runs in parallel",
+    "episodes": "episodes to run",
+}
+
+
+def _finish_options(p: argparse.ArgumentParser) -> None:
+    """Every option of a command described, with its default; ``-v``/``-q`` accepted after the command too."""
+    p.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                   help="log what the run does (spec, run directory, evaluations)")
+    p.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+                   help="only errors and the results: no progress bar, no log lines")
+    _document(p)
+
+
+def _document(p: argparse.ArgumentParser) -> None:
+    """Fill in the help of shared options and append each option's default (idempotent)."""
+    for action in p._actions:
+        if isinstance(action, (argparse._HelpAction, argparse._VersionAction)) or action.help == argparse.SUPPRESS:
+            continue
+        if action.help is None:
+            action.help = _COMMON_HELP.get(action.dest)
+        default = action.default
+        shown = not (default is None or default is False or default is argparse.SUPPRESS or default == []
+                     or isinstance(action, argparse._StoreTrueAction))
+        if shown and action.help is not None and "default" not in action.help:
+            action.help += f" (default: {default})"
+
+
 @contextlib.contextmanager
-def _one_line_warnings() -> Iterator[None]:
+def _one_line_warnings(quiet: bool = False) -> Iterator[None]:
     """rltransfer's own warnings (:class:`~rltransfer.training.BudgetWarning`) as one line on stderr while a
-    command runs; other warnings as Python shows them."""
+    command runs (kept under ``-q``: they say a run would train nothing); other warnings as Python shows
+    them, or not at all under ``-q``."""
     import warnings
 
     shown = warnings.showwarning
@@ -614,7 +776,7 @@ def _one_line_warnings() -> Iterator[None]:
              line: str | None = None) -> None:
         if category.__name__ == "BudgetWarning" and category.__module__ == "rltransfer.training":
             print(f"rltransfer: warning: {message}", file=sys.stderr)
-        else:
+        elif not quiet:
             shown(message, category, filename, lineno, file, line)
 
     warnings.showwarning = show
@@ -629,9 +791,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
     args.command_line = shlex.join(["rltransfer", *argv])
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
+    if args.verbose and args.quiet:
+        parser.error("-v/--verbose and -q/--quiet exclude each other")
+    if args.quiet and hasattr(args, "no_progress"):
+        args.no_progress = True
+    level = logging.INFO if args.verbose else logging.ERROR if args.quiet else logging.WARNING
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    logging.getLogger("rltransfer").setLevel(level)
     try:
-        with _one_line_warnings():
+        with _one_line_warnings(quiet=args.quiet):
             return int(args.handler(args))
     except KeyboardInterrupt as exc:
         detail = str(exc) if isinstance(exc, RLTransferError) else "interrupted"
@@ -641,6 +809,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         message = str(exc).replace("\n", "\n  ")
         print(f"rltransfer: error: {message}", file=sys.stderr)
         return 2
+    except OSError as exc:  # the file system said no: a full disk, a read-only folder, a missing permission
+        where = f" {exc.filename}" if exc.filename else ""
+        print(f"rltransfer: error: cannot {_os_verb(exc)}{where}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+
+
+def _os_verb(exc: OSError) -> str:
+    import errno
+
+    return {errno.ENOSPC: "write (disk full)", errno.EROFS: "write (read-only file system)",
+            errno.EACCES: "access", errno.EPERM: "access", errno.ENOENT: "find", errno.ENOTDIR: "use",
+            errno.EISDIR: "use", errno.EDQUOT: "write (quota exceeded)"}.get(exc.errno or 0, "use")
 
 
 if __name__ == "__main__":

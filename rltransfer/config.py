@@ -696,35 +696,10 @@ def check_algo_keys(spec: AgentSpec, source: str) -> None:
         raise ConfigError(f"{source}: {spec.algo} agents cannot be trained here: {READ_ONLY[spec.algo]}")
 
 
-#: ``--agent zoo:PATH`` / ``zoo:ALGO:PATH``: an RL Zoo hyperparameter file (see :func:`rltransfer.zoo.load_zoo_agent`).
-ZOO_PREFIX = "zoo:"
-
-
-def load_agent(name_or_path: str | Path, family: str, algo: str | None = None) -> AgentSpec:
-    """Resolve an agent for one env family.
-
-    ``agents/<name>.yaml`` (or a path to a file like it): the family's section merged over the defaults.
-    ``zoo:PATH`` or ``zoo:ALGO:PATH``, or a path to a file that is recognisably the RL Zoo's (sections
-    keyed by Gymnasium ids, or a saved ``config.yml``): the Zoo's hyperparameters for the family's
-    Gymnasium id, read safely (:func:`rltransfer.zoo.load_zoo_agent`); ``algo`` names the algorithm when
-    the file's name does not.
-    """
-    from rltransfer import zoo
-
-    text = str(name_or_path)
-    if text.startswith(ZOO_PREFIX):
-        rest = text[len(ZOO_PREFIX):]
-        head, sep, tail = rest.partition(":")
-        if sep and head.lower() in ALGOS + tuple(zoo._ZOO_ALGO_NAMES) and tail:
-            algo, rest = head, tail
-        if not Path(rest).is_file():
-            raise ConfigError(f"--agent {text}: no such file {rest!r}; expected an RL Zoo hyperparameter file "
-                              "(hyperparams/<algo>.yml, or a config.yml saved beside a Zoo agent)")
-        return zoo.load_zoo_agent(rest, family, algo)
-    path = resources.find("agents", name_or_path)
-    given = Path(text)
-    if (given.suffix in (".yml", ".yaml") or given.parent != Path(".")) and zoo.is_zoo_hyperparams(path):
-        return zoo.load_zoo_agent(path, family, algo)
+def load_agent_file(path: str | Path, family: str) -> AgentSpec:
+    """An rltransfer agent file (``agents/<algo>.yaml`` or one like it) for one env family: the family's
+    section merged over the defaults. Use :func:`rltransfer.agents.load_agent` to resolve names, paths and
+    RL Zoo hyperparameter files alike."""
     raw = read_yaml(path)
     agent_file: AgentFile = validate(AgentFile, raw, str(path))
     if family not in agent_file.families:

@@ -61,31 +61,71 @@ def family_for_gym_id(gym_id: str) -> EnvFamily | None:
     return None
 
 
+class EpisodeMonitor(Monitor, gym.utils.RecordConstructorArgs):
+    """SB3's ``Monitor`` (episode returns and lengths in ``info["episode"]``) that records its constructor
+    arguments, so that Gymnasium can recreate the env from its spec (``gym.make(env.spec)``, which
+    ``gymnasium.utils.env_checker.check_env`` does)."""
+
+    def __init__(self, env: gym.Env, filename: str | None = None, allow_early_resets: bool = True,
+                 reset_keywords: tuple[str, ...] = (), info_keywords: tuple[str, ...] = (),
+                 override_existing: bool = True) -> None:
+        gym.utils.RecordConstructorArgs.__init__(
+            self, filename=filename, allow_early_resets=allow_early_resets, reset_keywords=reset_keywords,
+            info_keywords=info_keywords, override_existing=override_existing,
+        )
+        Monitor.__init__(self, env, filename, allow_early_resets, reset_keywords, info_keywords, override_existing)
+
+
 def make_env(
-    family: EnvFamily,
+    family: EnvFamily | str,
     params: dict[str, float] | None = None,
-    wrappers: Sequence[WrapperSpec] = (),
+    wrappers: Sequence[WrapperSpec | str] = (),
     monitor: bool = True,
     render_mode: str | None = None,
     worker_index: int = 0,
 ) -> gym.Env:
     """One environment of a family with the given parameters (validated against the hard bounds).
 
-    ``worker_index`` is the env's index in a vectorized set (recorded on its ``FamilyEnv``)."""
+    Args:
+        family: a family by name (``"cartpole"``), a family YAML path, or an :class:`EnvFamily`.
+        params: parameter values by name (``{"length": 0.7}``); the rest stay nominal.
+        wrappers: wrappers by name (``"TimeFeatureWrapper"``) or :class:`WrapperSpec`, innermost first.
+        monitor: wrap in a Monitor (episode statistics in ``info["episode"]``).
+        render_mode: Gymnasium's render mode (``"rgb_array"``, ``"human"``).
+        worker_index: the env's index in a vectorized set (recorded on its ``FamilyEnv``).
+
+    The result passes ``gymnasium.utils.env_checker.check_env``.
+    """
+    if not isinstance(family, EnvFamily):
+        from rltransfer.config import load_family
+
+        family = load_family(family)
+    wrappers = [WrapperSpec(w) if isinstance(w, str) else w for w in wrappers]
     adapter = get_adapter(family.adapter)
     for module in adapter.imports:
         importlib.import_module(module)  # registers the Gymnasium ids (e.g. PyBullet envs)
     kwargs = dict(family.make_kwargs)
     if render_mode is not None:
         kwargs["render_mode"] = render_mode
-    env: gym.Env = FamilyEnv(gym.make(family.gym_id, **kwargs), family, params, worker_index=worker_index)
+    try:
+        base = gym.make(family.gym_id, **kwargs)
+    except gym.error.Error as exc:  # NameNotFound, VersionNotFound, ...: the family file names no env here
+        from rltransfer.errors import ConfigError, did_you_mean
+
+        ids = [i for i in gym.registry if not i.startswith(("ALE/", "tabular/"))]
+        raise ConfigError(
+            f"env family {family.name!r} ({family.source}): gym_id {family.gym_id!r} is not a registered "
+            f"Gymnasium env ({type(exc).__name__}: {str(exc).splitlines()[0]}).{did_you_mean(family.gym_id, ids)}"
+            + (f" The family's imports ({', '.join(adapter.imports)}) register its ids." if adapter.imports else "")
+        ) from None
+    env: gym.Env = FamilyEnv(base, family, params, worker_index=worker_index)
     if wrappers:
         from rltransfer.wrappers import make_wrapper
 
         for spec in wrappers:
             env = make_wrapper(spec.name, env, **spec.kwargs)
     if monitor:
-        env = Monitor(env)
+        env = EpisodeMonitor(env)
     return env
 
 

@@ -23,6 +23,7 @@ from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecEnvWrapper, VecNormalize
 
 from rltransfer import limits
+from rltransfer.environments import EpisodeMonitor
 from rltransfer.errors import BundleError, ConfigError
 from rltransfer.families import FamilyEnv
 from rltransfer.randomization import RANDOMIZATION_WRAPPERS
@@ -164,6 +165,7 @@ _LAYERS: dict[type, tuple[Callable[[Any], dict[str, Any]], Callable[[Any, dict[s
     OrderEnforcing: (_snap_order, _restore_order),
     PassiveEnvChecker: (_snap_checker, _restore_checker),
     Monitor: (_snap_monitor, _restore_monitor),
+    EpisodeMonitor: (_snap_monitor, _restore_monitor),
     FamilyEnv: (FamilyEnv.snapshot_state, FamilyEnv.restore_state),
     TimeFeatureWrapper: (TimeFeatureWrapper.snapshot_state, TimeFeatureWrapper.restore_state),
     PermuteActions: (_stateless, _restore_stateless),
@@ -233,8 +235,9 @@ def restore_env(env: gym.Env, snapshot: dict[str, Any]) -> None:
     layers = snapshot.get("layers") if isinstance(snapshot, dict) else None
     if not isinstance(layers, list) or not all(isinstance(x, dict) and set(x) == {"class", "state"} for x in layers):
         raise BundleError("env snapshot: 'layers' must be a list of {class, state}")
-    saved = [x["class"] for x in layers]
-    names = [type(x).__name__ for x in chain[:-1]]
+    # checkpoints written before the pipeline's Monitor recorded its constructor arguments name it Monitor
+    saved = ["EpisodeMonitor" if x["class"] == "Monitor" else x["class"] for x in layers]
+    names = ["EpisodeMonitor" if type(x).__name__ == "Monitor" else type(x).__name__ for x in chain[:-1]]
     if saved != names:
         raise BundleError(f"env snapshot: wrappers do not match: saved {saved} != env {names}")
     exact = snapshot.get("exact") is True

@@ -12,7 +12,10 @@ the robot is loaded, every time).
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
+import sys
 import types
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -487,6 +490,34 @@ def check_adapter(family: EnvFamily) -> None:
 # ---------------------------------------------------------------------------------------------- wrapper
 
 
+@contextlib.contextmanager
+def c_stdout_to_stderr() -> Any:
+    """Send what C code prints to stdout (file descriptor 1) to stderr while the block runs.
+
+    PyBullet's C library prints ``argv[0]=`` on stdout when it connects (the first reset of a PyBullet
+    family), which would corrupt ``--json -`` and piped tables; the C stdio buffer is flushed before fd 1
+    is restored, so nothing printed inside lands on stdout later.
+    """
+    try:
+        sys.stdout.flush()
+        saved = os.dup(1)
+    except (OSError, ValueError):  # no fd 1 (a closed or replaced stdout): nothing to protect
+        yield
+        return
+    try:
+        os.dup2(2, 1)
+        yield
+    finally:
+        try:
+            import ctypes
+
+            ctypes.CDLL(None).fflush(None)
+        except (OSError, AttributeError):
+            pass
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
 class FamilyEnv(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """Holds an env family's parameters and applies them (verified) on every reset.
 
@@ -591,7 +622,9 @@ class FamilyEnv(gym.Wrapper, gym.utils.RecordConstructorArgs):
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict]:
         if not self.adapter.after_reset:
             self._apply(full=seed is not None)
-        obs, info = self.env.reset(seed=seed, options=options)
+        first_bullet = self.adapter.after_reset and not self._loaded
+        with c_stdout_to_stderr() if first_bullet else contextlib.nullcontext():
+            obs, info = self.env.reset(seed=seed, options=options)
         if self.adapter.after_reset:
             full = seed is not None or not self._loaded
             self._loaded = True

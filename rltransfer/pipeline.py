@@ -19,6 +19,8 @@ The callback order (documented in the README):
 7. ``CheckpointCallback``: atomic checkpoints every ``save_freq`` steps (never of non-finite weights).
 8. ``EvalCallback``: evaluation, then its hooks in the same logger dump: the collapse rule, the online
    detector, listeners.
+9. ``BudgetStop`` (on-policy runs whose budget is not a multiple of the rollout): cuts the rollout that
+   would cross the budget, so a run takes exactly its budget of env steps.
 """
 
 from __future__ import annotations
@@ -38,7 +40,6 @@ import torch
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.logger import configure
-from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.utils import set_random_seed
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecNormalize
 
@@ -48,13 +49,14 @@ from rltransfer.callbacks import (
     DomainRandomizationLogger,
     EvalCallback,
     Heartbeat,
+    BudgetStop,
     HParamsCallback,
     ListenerHook,
     NanGuard,
     check_finite_weights,
 )
 from rltransfer.config import AgentSpec, EnvFamily
-from rltransfer.environments import make_env
+from rltransfer.environments import EpisodeMonitor, make_env
 from rltransfer.errors import ConfigError, DivergenceError, RLTransferError
 from rltransfer.randomization import wrap_randomization
 from rltransfer.rundir import (
@@ -67,7 +69,7 @@ from rltransfer.rundir import (
     run_name,
     write_status,
 )
-from rltransfer.spec import CheckpointSpec, EnvSpec, RunSpec, dump_spec, load_spec, train_spec
+from rltransfer.spec import EnvSpec, RunSpec, checkpoint_spec, dump_spec, load_spec, train_spec
 from rltransfer.training import (
     EvalCurve,
     RunResult,
@@ -122,7 +124,7 @@ def _env_thunk(env: EnvSpec, worker_index: int, seed: int, schedulable: bool = F
         built = wrap_randomization(built, env.randomization, env.sensors, env.family.variants, seed, schedulable)
         for w in wrappers:
             built = make_wrapper(w.name, built, **w.kwargs)
-        built = Monitor(built)
+        built = EpisodeMonitor(built)
         return outer(built) if outer is not None else built
 
     return thunk
@@ -219,6 +221,40 @@ class Callbacks:
                 self.stateful[name].load_state_dict(state)
 
 
+def on_policy_rollout(model: BaseAlgorithm) -> int | None:
+    """Env steps per rollout of an on-policy model (``n_steps * n_envs``), or None for others."""
+    from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
+
+    if isinstance(model, OnPolicyAlgorithm):
+        return int(model.n_steps) * int(model.n_envs)
+    return None
+
+
+def run_identity(spec: RunSpec, run_dir: Path) -> dict[str, Any]:
+    """What a run is, as TensorBoard HParams columns to group and filter runs by: ``run/kind`` (``train`` or
+    ``transfer``), ``run/arm`` (the run's label: ``scratch``, ``source``, a strategy or curriculum arm),
+    ``run/family``, ``run/variant``, ``run/randomization``, ``run/curriculum``, and for transfers
+    ``transfer/strategy`` and ``transfer/source`` (the source bundle's folder and fingerprint). A benchmark
+    run (``<out>/runs/<pair>/<arm>/seed<k>``) also gets ``run/pair`` and its ``run/arm`` from the path:
+    scratch runs shared by several pairs name the first pair that asked for them (their folder)."""
+    out: dict[str, Any] = {
+        "run/kind": "transfer" if spec.transfer is not None else "train",
+        "run/arm": spec.label or ("transfer" if spec.transfer is not None else "train"),
+        "run/family": spec.env.family.name,
+        "run/variant": spec.env.variant or "",
+        "run/randomization": spec.env.randomization_name or "",
+        "run/curriculum": (spec.curriculum or {}).get("name", "") if spec.curriculum else "",
+    }
+    if spec.transfer is not None:
+        source = Path(spec.transfer.source.path)
+        out["transfer/strategy"] = str(spec.transfer.strategy.get("name", ""))
+        out["transfer/source"] = f"{source.parent.name}/{source.name} ({spec.transfer.source.fingerprint[:12]})"
+    parts = Path(run_dir).parts
+    if len(parts) >= 4 and parts[-4] == "runs" and parts[-1].startswith("seed"):
+        out["run/pair"], out["run/arm"] = parts[-3], parts[-2]
+    return out
+
+
 def build_callbacks(
     spec: RunSpec,
     run_dir: Path,
@@ -237,7 +273,8 @@ def build_callbacks(
            if spec.env.randomization is not None else {}),
         **assembled.texts,
     }
-    hparams = HParamsCallback(flat_hparams(spec.agent, spec.env.params, spec.seed, spec.steps), texts)
+    hparams = HParamsCallback({**run_identity(spec, run_dir),
+                               **flat_hparams(spec.agent, spec.env.params, spec.seed, spec.steps)}, texts)
     ordered: list[BaseCallback] = [hparams, Heartbeat(run_dir)]
     stateful: dict[str, Any] = {}
     if spec.curriculum is not None:
@@ -266,6 +303,9 @@ def build_callbacks(
     checkpointer = CheckpointCallback(run_dir / "checkpoints", ckpt.save_freq, ckpt.keep, ckpt.replay_buffer,
                                       states=lambda: {n: c.state_dict() for n, c in stateful.items()})
     ordered += [checkpointer, evaluator]
+    rollout = on_policy_rollout(assembled.model)
+    if rollout is not None and spec.steps % rollout:
+        ordered.append(BudgetStop(spec.steps, rollout))  # after the evaluator: the step at the budget is evaluated
     for cb in assembled.callbacks:
         if hasattr(cb, "state_dict") and hasattr(cb, "load_state_dict"):
             stateful[f"strategy/{type(cb).__name__}"] = cb
@@ -335,30 +375,37 @@ def execute(
         torch.set_num_threads(spec.threads)
     set_random_seed(spec.seed)
     assembled = assemble(spec)  # every mistake in the spec surfaces here, before anything is written
+    model, venv, eval_env = assembled.model, assembled.venv, assembled.eval_env
+    owned = False
     try:
         if from_checkpoint is None:
             claim_run_dir(run_dir)
             write_status(run_dir, "pending")  # first: the directory has an owner as soon as possible
+            owned = True
             atomic_write_text(run_dir / "config.yaml", dump_spec(spec))
             atomic_write_text(run_dir / "command.txt", (command or command_line()) + "\n")
         else:
             write_status(run_dir, "pending", resumed_from=str(from_checkpoint))
-    except BaseException:
-        assembled.venv.close()
-        assembled.eval_env.close()
-        raise
-    for name, data in assembled.files.items():
-        atomic_write_json(run_dir / name, data.to_dict() if hasattr(data, "to_dict") else data)
-    model, venv, eval_env = assembled.model, assembled.venv, assembled.eval_env
-    model.set_logger(configure(str(run_dir / "tb"), ["tensorboard"]))
-    cbs = build_callbacks(spec, run_dir, assembled, callbacks, listeners)
-    if from_checkpoint is not None:
-        from rltransfer.checkpoints import load_checkpoint
+            owned = True
+        for name, data in assembled.files.items():
+            atomic_write_json(run_dir / name, data.to_dict() if hasattr(data, "to_dict") else data)
+        model.set_logger(configure(str(run_dir / "tb"), ["tensorboard"]))
+        cbs = build_callbacks(spec, run_dir, assembled, callbacks, listeners)
+        if from_checkpoint is not None:
+            from rltransfer.checkpoints import load_checkpoint
 
-        cbs.load_states(load_checkpoint(from_checkpoint, model, venv))
-        for cb in cbs.ordered:
-            if isinstance(cb, HParamsCallback):
-                cb.resumed = True
+            cbs.load_states(load_checkpoint(from_checkpoint, model, venv))
+            for cb in cbs.ordered:
+                if isinstance(cb, HParamsCallback):
+                    cb.resumed = True
+        logger.info("run %s: %s, %s steps, seed %d (spec %s)", run_dir, spec.label or spec.agent.name, f"{spec.steps:,}",
+                    spec.seed, spec.fingerprint())
+    except BaseException as exc:  # nothing has trained: the status says why, never a stale "pending"
+        if owned:
+            _record_failure(run_dir, exc)
+        venv.close()
+        eval_env.close()
+        raise
     remaining = spec.steps - int(model.num_timesteps)
     start = time.time()
     write_status(run_dir, "running", started=start)
@@ -384,7 +431,7 @@ def execute(
             f"continue with: rltransfer resume {run_dir}"
         ) from exc
     except BaseException as exc:
-        write_status(run_dir, "failed", started=start, error=f"{type(exc).__name__}: {exc}")
+        _record_failure(run_dir, exc, started=start)
         raise
     finally:
         venv.close()
@@ -392,11 +439,21 @@ def execute(
         model.logger.close()
     final = cbs.evaluator.curve.mean[-1] if cbs.evaluator.curve.mean else None
     write_status(
-        run_dir, "done", started=start, steps=int(model.num_timesteps), seconds=round(time.time() - start, 3),
+        run_dir, "done", started=start, steps=int(model.num_timesteps), budget=int(spec.steps),
+        seconds=round(time.time() - start, 3),
         final_mean_return=final if final is not None and math.isfinite(final) else None,
         collapse_steps=cbs.collapse.collapse_steps, fingerprint=spec.fingerprint(),
     )
     return RunResult(run_dir, policy_dir, cbs.evaluator.curve, model)
+
+
+def _record_failure(run_dir: Path, exc: BaseException, **fields: Any) -> None:
+    """``status.json`` says ``failed`` and why; if even that cannot be written (a full disk), say so in the
+    log and let the original error through (the status then reads as a dead run's)."""
+    try:
+        write_status(run_dir, "failed", error=f"{type(exc).__name__}: {exc}", **fields)
+    except OSError as write_error:
+        logger.warning("%s: could not record the failure in status.json (%s)", run_dir, write_error)
 
 
 def _save_policy(spec: RunSpec, model: BaseAlgorithm, venv: VecEnv, run_dir: Path, cbs: Callbacks) -> Path:
@@ -527,7 +584,7 @@ def train(
 
     spec = train_spec(env, agent, params, steps, seed, eval_freq, eval_episodes, device, threads,
                       training_wrappers=training_wrappers, curriculum=curriculum,
-                      checkpoints=CheckpointSpec(save_freq=save_freq), randomize=randomize, variant=variant)
+                      checkpoints=checkpoint_spec(save_freq), randomize=randomize, variant=variant)
     check_learning_starts(spec.agent, spec.steps, strict=strict,
                           where=f"training {spec.agent.name} on {spec.env.family.name!r}")
     return execute(spec, _run_dir(out, name, spec), progress, command, callbacks, listeners)
@@ -596,7 +653,7 @@ def transfer(
 
     spec = transfer_spec(source, env, params, strategy, options, agent, algo, steps, seed, eval_freq,
                          eval_episodes, obs_map, action_map, wrappers, threads,
-                         checkpoints=CheckpointSpec(save_freq=save_freq), strict=strict, device=device)
+                         checkpoints=checkpoint_spec(save_freq), strict=strict, device=device)
     spec = _with_target_randomization(spec, params, randomize, variant)
     if curriculum is not None:
         from rltransfer.spec import with_curriculum

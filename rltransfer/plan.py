@@ -462,4 +462,7 @@ def compute_plan(
     for t in plan.tensors:
         if t.transferred and not roles[t.name].target_net:
             strategy.mark(t, roles[t.name])
+    check = getattr(strategy, "check", None)
+    if check is not None:
+        check(plan, roles)
     return plan, new_sd

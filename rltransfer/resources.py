@@ -11,7 +11,7 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-from rltransfer.errors import unknown_name
+from rltransfer.errors import UnknownNameError, unknown_name
 
 KINDS = ("envs", "agents", "curricula", "benchmarks")
 _SUFFIXES = (".yaml", ".yml")
@@ -42,15 +42,24 @@ def find(kind: str, name_or_path: str | Path) -> Path:
         UnknownNameError: neither a shipped name nor an existing file; lists the closest names.
     """
     candidate = Path(name_or_path)
+    label = {"envs": "env family", "agents": "agent", "curricula": "curriculum", "benchmarks": "suite"}[kind]
     if candidate.suffix in _SUFFIXES or candidate.parent != Path("."):
         if candidate.is_file():
             return candidate
-        raise unknown_name(f"{kind[:-1]} file", str(name_or_path), [], where="the file system (no such file)")
+        shipped = names(kind)
+        if candidate.is_dir():
+            why = "is a directory, not a YAML file"
+        else:
+            why = f"no such file (from {Path.cwd()})"
+        hint = (f"; the shipped {label} {candidate.stem!r} is available by name: give {candidate.stem!r} instead of "
+                f"a path" if candidate.stem in shipped else "")
+        raise UnknownNameError(
+            f"{label} file {str(name_or_path)!r}: {why}{hint}. Shipped {label} names: {', '.join(shipped) or '(none)'}"
+        )
     root = _root(kind)
     if root is not None:
         for suffix in _SUFFIXES:
             path = root / f"{name_or_path}{suffix}"
             if path.is_file():
                 return path
-    label = {"envs": "env family", "agents": "agent", "curricula": "curriculum", "benchmarks": "suite"}[kind]
     raise unknown_name(label, str(name_or_path), names(kind))

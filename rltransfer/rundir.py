@@ -57,12 +57,37 @@ HEARTBEAT_INTERVAL = 30.0
 RESIDUE_PATTERNS = (".*.tmp-*", ".*.old-*", ".eval.tmp.npz", ".*.tmp")
 
 
+def umask() -> int:
+    """The process's file-mode creation mask, read without changing it (``/proc/self/status`` on Linux;
+    elsewhere set and restored at once)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def make_temp_dir(prefix: str, folder: Path) -> Path:
+    """A new folder in ``folder`` with a unique name (as :func:`tempfile.mkdtemp`), but with the mode
+    ``mkdir`` would give it (``0o777`` less the umask), not ``mkdtemp``'s private ``0o700``: what is
+    renamed into place from it is then as readable as anything else the user writes."""
+    tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=folder))
+    os.chmod(tmp, 0o777 & ~umask())
+    return tmp
+
+
 def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename."""
+    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename; the file gets
+    the mode ``open()`` would give it (``0o666`` less the umask), not ``mkstemp``'s private ``0o600``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~umask())
         with os.fdopen(fd, "w") as fh:
             fh.write(text)
             fh.flush()
@@ -77,7 +102,7 @@ def replace_dir(tmp: Path, target: Path) -> None:
     """Move the finished folder ``tmp`` to ``target``, replacing what is there: the old folder is first moved
     aside (``.<name>.old-*``, restored by :func:`clean_residue` if a kill falls between the two renames)."""
     if target.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+        old = make_temp_dir(f".{target.name}.old-", target.parent)
         target.replace(old / target.name)
         tmp.replace(target)
         shutil.rmtree(old, ignore_errors=True)

@@ -21,9 +21,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from rltransfer.config import AgentSpec, EnvFamily, load_agent, load_family, read_yaml, validate
+from rltransfer.agents import load_agent
+from rltransfer.config import AgentSpec, EnvFamily, format_validation_error, load_family, read_yaml, validate
 from rltransfer.errors import ConfigError
 from rltransfer.randomization import Preset, PresetFile, Sensors, check_preset, get_preset, get_variant
 
@@ -128,6 +129,14 @@ class EvalSpec(Frozen):
     episodes: int = Field(ge=0)
     seed: int
     env: EnvSpec
+
+
+def checkpoint_spec(save_freq: int | None = None) -> CheckpointSpec:
+    """:class:`CheckpointSpec` from a user's ``save_freq`` (``--save-freq``), with a one-line error."""
+    try:
+        return CheckpointSpec(save_freq=save_freq)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, CheckpointSpec, "--save-freq")) from None
 
 
 class CheckpointSpec(Frozen):
@@ -378,11 +387,14 @@ def train_spec(
     episodes = spec.eval.episodes if eval_episodes is None else int(eval_episodes)
     if freq < 0 or episodes < 0:
         raise ConfigError(f"eval frequency and episodes must be >= 0, got {freq} and {episodes}")
-    run = RunSpec(
-        env=base, eval=EvalSpec(freq=freq, episodes=episodes, seed=eval_seed(seed), env=base.evaluation()),
-        agent=spec, steps=total, seed=seed, device=device, threads=threads,
-        checkpoints=checkpoints or CheckpointSpec(), label=label or spec.name,
-    )
+    try:
+        run = RunSpec(
+            env=base, eval=EvalSpec(freq=freq, episodes=episodes, seed=eval_seed(seed), env=base.evaluation()),
+            agent=spec, steps=total, seed=seed, device=device, threads=threads,
+            checkpoints=checkpoints or CheckpointSpec(), label=label or spec.name,
+        )
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, RunSpec, "run settings")) from None
     return with_curriculum(run, curriculum) if curriculum is not None else run
 
 

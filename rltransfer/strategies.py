@@ -27,7 +27,7 @@ from stable_baselines3.common.vec_env import VecNormalize, unwrap_vec_normalize
 
 from rltransfer.bundle import LoadedPolicy
 from rltransfer.config import Strict, validate
-from rltransfer.errors import ConfigError, TransferError, unknown_name
+from rltransfer.errors import ConfigError, TransferError, did_you_mean, unknown_name
 from rltransfer.plan import TensorPlan, TransferPlan, flat_dim
 from rltransfer.sb3layout import CONTINUOUS_ONLY, HEADS, ON_POLICY, Role
 from rltransfer.spec import RunSpec
@@ -82,6 +82,21 @@ class Strategy(Strict):
         strategy callbacks."""
         return []
 
+    def check(self, plan: TransferPlan, roles: dict[str, Role]) -> None:
+        """Refuse options that would do nothing on this target (called once the plan is marked, before
+        anything trains): a ``heads`` entry the target network does not have.
+
+        Raises:
+            TransferError: naming the option, its value, and what the target has.
+        """
+        present = sorted({role.head for role in roles.values() if role.head is not None})
+        missing = [h for h in self.heads if h not in present]
+        if missing:
+            raise TransferError(
+                f"strategy {self.name!r}: --heads {' '.join(missing)}: the target policy has no such head, so "
+                f"nothing would be re-initialized; its heads: {', '.join(present) or '(none)'}"
+            )
+
 
 #: Strategy name -> class. Register new ones with :func:`register_strategy`.
 STRATEGIES: dict[str, type[Strategy]] = {}
@@ -135,6 +150,37 @@ class Freeze(Strategy):
         if frozen:
             tensor.trainable = False
             tensor.reason += "; frozen"
+
+    def check(self, plan: TransferPlan, roles: dict[str, Role]) -> None:
+        """A pattern that matches no tensor, a layer count beyond the network's depth, or a freeze that
+        freezes nothing is an error, not a silent no-op."""
+        super().check(plan, roles)
+        names = [t.name for t in plan.tensors]
+        for pattern in self.freeze_patterns:
+            matched = [t for t in plan.tensors if fnmatch.fnmatch(t.name, pattern)]
+            if not matched:
+                close = did_you_mean(pattern, names)
+                raise TransferError(
+                    f"--freeze-pattern {pattern!r} matches no tensor of the target policy.{close} Its tensors: "
+                    f"{', '.join(names[:40])}{', ...' if len(names) > 40 else ''} (glob patterns: * and ?)"
+                )
+            if not any(t.transferred and not roles[t.name].target_net for t in matched):
+                raise TransferError(
+                    f"--freeze-pattern {pattern!r} matches only tensors that are not transferred "
+                    f"({', '.join(t.name for t in matched[:10])}: {matched[0].action}), so it freezes nothing; "
+                    "only transferred tensors are frozen"
+                )
+        depths = sorted({role.depth for role in roles.values() if role.feature and not role.target_net})
+        if self.freeze_layers is not None and self.freeze_layers > len(depths):
+            raise TransferError(
+                f"--freeze-layers {self.freeze_layers}: the target policy has {len(depths)} feature (hidden) "
+                f"layer{'s' if len(depths) != 1 else ''} per network; valid: 1 to {len(depths)}"
+            )
+        if not any(not t.trainable for t in plan.tensors):
+            raise TransferError(
+                "strategy 'freeze' freezes nothing on this target (no transferred feature layer); use "
+                "--strategy finetune, or name tensors with --freeze-pattern"
+            )
 
 
 @register_strategy

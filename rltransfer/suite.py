@@ -24,8 +24,18 @@ from pydantic import Field, field_validator, model_validator
 
 from rltransfer import resources
 from rltransfer.config import (
-    MAX_EVAL_EPISODES, MAX_NAME_CHARS, MAX_SEED, MAX_SEEDS, MAX_STEPS, Bounded, Float, Int, Seed, Strict,
-    read_yaml, validate,
+    MAX_EVAL_EPISODES,
+    MAX_NAME_CHARS,
+    MAX_SEED,
+    MAX_SEEDS,
+    MAX_STEPS,
+    Bounded,
+    Float,
+    Int,
+    Seed,
+    Strict,
+    read_yaml,
+    validate,
 )
 from rltransfer.errors import ConfigError, RLTransferError, unknown_name
 from rltransfer.limits import short_repr
@@ -486,7 +496,8 @@ def _check_curriculum(name: str, family: Any, loc: str) -> None:
 def check_suite(suite: Suite) -> None:
     """Resolve every name the suite uses (families, variants, randomization presets, agents, parameters,
     policy files, curricula)."""
-    from rltransfer.config import load_agent, load_family
+    from rltransfer.agents import load_agent
+    from rltransfer.config import load_family
 
     where = suite.source_file or suite.name
     for i, pair in enumerate(suite.pairs):

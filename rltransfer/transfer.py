@@ -26,8 +26,9 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
+from rltransfer.agents import load_agent
 from rltransfer.bundle import LoadedPolicy, load_policy, sync_algorithm_state
-from rltransfer.config import AgentSpec, EnvFamily, PolicyKwargs, load_agent, load_family, validate
+from rltransfer.config import AgentSpec, EnvFamily, PolicyKwargs, load_family, validate
 from rltransfer.environments import WrapperSpec, family_for_gym_id, observation_names
 from rltransfer.errors import ConfigError, TransferError
 from rltransfer.plan import (
@@ -177,7 +178,16 @@ def target_agent(source: LoadedPolicy | SourceDescription, family: EnvFamily, al
     else:
         spec = load_agent(agent or target_algo, family.name, algo=target_algo)
     if spec.algo != target_algo:
-        raise ConfigError(f"agent {spec.name!r} is {spec.algo}, but the target algorithm is {target_algo}")
+        hint = ""
+        if algo is None:
+            try:
+                check_algorithms(desc.algo, spec.algo)
+                hint = (f"; to transfer {desc.algo.upper()} -> {spec.algo.upper()} (they share a policy layout), "
+                        f"add --algo {spec.algo} (algo={spec.algo!r} in Python)")
+            except TransferError as exc:
+                hint = f"; and {exc}"
+        raise ConfigError(f"agent {spec.name!r} is {spec.algo}, but the target algorithm is {target_algo} (the "
+                          f"source's unless --algo names another){hint}")
     arch_keys = ["net_arch", "activation_fn", "log_std_init", "full_std", "squash_output",
                  "share_features_extractor"]
     if target_algo == desc.algo:

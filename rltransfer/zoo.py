@@ -859,7 +859,7 @@ def find_zoo_companions(zip_path: str | Path) -> dict[str, Path | None]:
 #: ``HopperBulletEnv-v0``, ``ALE/Pong-v5``); ``atari`` is the Zoo's one section that is not an id.
 _GYM_ID = re.compile(r"^(?:[A-Za-z0-9_.-]+/)?[A-Za-z0-9_.:-]+-v\d+$")
 #: The Zoo's algorithm names (file stems and log folders) that differ from rltransfer's.
-_ZOO_ALGO_NAMES = {"ppo_lstm": "recurrentppo"}
+ZOO_ALGO_NAMES = {"ppo_lstm": "recurrentppo"}
 #: Zoo entries that have no counterpart here, with why (an error names them: nothing is dropped).
 _ZOO_UNSUPPORTED = {
     "frame_stack": "frame stacking (VecFrameStack) is for image observations; the families here give vectors",
@@ -884,7 +884,7 @@ def zoo_algo_of(path: str | Path) -> str | None:
     path = Path(path)
     candidates = [path.stem.split("-", 1)[0].split(".", 1)[0], *list(reversed(path.parent.parts))[:3]]
     for name in candidates:
-        name = _ZOO_ALGO_NAMES.get(name.lower(), name.lower())
+        name = ZOO_ALGO_NAMES.get(name.lower(), name.lower())
         if name in ALGOS:
             return name
     return None
@@ -958,7 +958,7 @@ def load_zoo_agent(path: str | Path, family: str, algo: str | None = None) -> An
             f"{path}: cannot tell which algorithm these Zoo hyperparameters are for (the Zoo names its files "
             f"after the algorithm: ppo.yml, sac.yml...); name it: --agent zoo:ALGO:{path} (one of: {', '.join(ALGOS)})"
         )
-    chosen = _ZOO_ALGO_NAMES.get(chosen, chosen)
+    chosen = ZOO_ALGO_NAMES.get(chosen, chosen)
     if chosen not in ALGOS:
         raise unknown_name("algorithm", chosen, ALGOS, where=str(path))
     entries = _zoo_entries(section, where)

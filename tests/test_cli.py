@@ -82,7 +82,9 @@ def test_list_shows_presets_variants_and_coverage(capsys) -> None:
     assert code == 0
     lines = out.splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith("  cartpole "))
-    block = "\n".join(lines[start:start + 14])
+    end = next(i for i in range(start + 1, len(lines)) if lines[i].startswith("  ") and not lines[i].startswith("   "))
+    block = "\n".join(lines[start:end])
+    assert "length     nominal 0.5      bounds [0.05, 5]  half-length of the pole (m)" in block
     assert "preset dr:" in block and "length     uniform [0.4, 0.7]" in block
     assert "variant real:" in block and "sensors: obs_noise std 0.01, latency 1" in block
     assert "pole_mass = 0.25  dr: OUTSIDE [0.05, 0.2]" in block and "length = 0.6      dr: inside [0.4, 0.7]" in block

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from rltransfer import resources
-from rltransfer.config import Schedule, load_agent, load_family, parse_set
+from rltransfer.agents import load_agent
+from rltransfer.config import Schedule, load_family, parse_set
 from rltransfer.errors import ConfigError, UnknownNameError
 
 

@@ -117,12 +117,12 @@ def test_evaluate_on_a_variant_applies_its_params_and_sensors(tmp_path: Path) ->
     loaded, fam = load_policy(run.policy_dir), load_family(family)
     venv = policy_env(loaded, eval_env_spec(loaded, fam, variant="real"))
     try:
-        assert _chain(venv)[:3] == ["Monitor", "ActionLatency", "ObservationNoise"]
+        assert _chain(venv)[:3] == ["EpisodeMonitor", "ActionLatency", "ObservationNoise"]
     finally:
         venv.close()
     venv = policy_env(loaded, fam)
     try:
-        assert _chain(venv)[:2] == ["Monitor", "FamilyEnv"]
+        assert _chain(venv)[:2] == ["EpisodeMonitor", "FamilyEnv"]
     finally:
         venv.close()
 

@@ -105,7 +105,11 @@ def test_plan_and_strategies_sit_below_transfer() -> None:
 
 def test_transfer_reexports_the_plan_and_strategy_names() -> None:
     """``from rltransfer.transfer import X`` keeps working for every name moved to plan.py/strategies.py."""
-    from rltransfer import plan, strategies, transfer
+    import importlib
+
+    from rltransfer import plan, strategies
+
+    transfer = importlib.import_module("rltransfer.transfer")  # rltransfer.transfer is the function
 
     for module in (plan, strategies):
         moved = [n for n, v in vars(module).items() if not n.startswith("_")

@@ -41,7 +41,7 @@ def test_evaluation_envs_never_get_training_only_wrappers() -> None:
         assert "PermuteActions" in _chain(venv.envs[0])
         for env in eval_env.envs:
             assert "PermuteActions" not in _chain(env)
-            assert _chain(env)[:2] == ["Monitor", "FamilyEnv"]
+            assert _chain(env)[:2] == ["EpisodeMonitor", "FamilyEnv"]
     finally:
         venv.close()
         eval_env.close()

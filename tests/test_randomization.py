@@ -361,10 +361,10 @@ def test_evaluation_envs_drop_the_preset_but_keep_the_variant_sensors(tmp_path: 
     venv, eval_env = build_envs(spec)
     try:
         train_chain = _chain(venv.envs[0])
-        assert train_chain[:5] == ["Monitor", "ActionLatency", "ActionLatency", "ObservationNoise", "PhysicsRandomizer"]
+        assert train_chain[:5] == ["EpisodeMonitor", "ActionLatency", "ActionLatency", "ObservationNoise", "PhysicsRandomizer"]
         for env in eval_env.envs:
             chain = _chain(env)
-            assert chain[:4] == ["Monitor", "ActionLatency", "ObservationNoise", "FamilyEnv"]
+            assert chain[:4] == ["EpisodeMonitor", "ActionLatency", "ObservationNoise", "FamilyEnv"]
             assert not any(isinstance(w, PhysicsRandomizer) for w in _wrappers(env))
             assert family_env(env).params["pole_mass"] == 0.25
     finally:

@@ -18,17 +18,17 @@ from typing import Any
 
 import pytest
 import yaml
+from attacks import AttackCase, case_id, payload_source, run_case, sentinel
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rltransfer import resources
+from rltransfer.agents import load_agent
 from rltransfer.benchmark import load_suite
-from rltransfer.config import load_agent, load_family, parse_set, read_yaml
+from rltransfer.config import load_family, parse_set, read_yaml
 from rltransfer.curricula import load_curriculum
 from rltransfer.errors import ConfigError, ResourceLimitError, RLTransferError
 from rltransfer.limits import MAX_LAYER_WIDTH
-
-from attacks import AttackCase, case_id, payload_source, run_case, sentinel
 
 # ------------------------------------------------------------------------------------------- helpers
 

@@ -27,8 +27,8 @@ import pytest
 import torch
 from gymnasium import spaces
 
+from rltransfer.agents import load_agent
 from rltransfer.bundle import load_sb3_zip
-from rltransfer.config import load_agent
 from rltransfer.errors import BundleError, ConfigError, ResourceLimitError, RLTransferError, UnsafeFileError
 from rltransfer.normalization import NormalizationStats
 from rltransfer.sb3zip import check_net_arch, read_sb3_zip
@@ -42,9 +42,9 @@ from tests.conftest import FIXTURES
 @functools.lru_cache(maxsize=1)
 def _base_zip_bytes() -> bytes:
     """A normal SB3 zip of a tiny PPO on CartPole (built once, in a temporary folder)."""
-    from stable_baselines3 import PPO
-
     import tempfile
+
+    from stable_baselines3 import PPO
 
     with tempfile.TemporaryDirectory() as tmp:
         model = PPO("MlpPolicy", "CartPole-v1", policy_kwargs=dict(net_arch=[16]), device="cpu", seed=0)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from rltransfer.agents import load_agent
 from rltransfer.cli import main
-from rltransfer.config import load_agent
 from rltransfer.errors import ConfigError, UnsafeFileError
 from rltransfer.spec import load_spec
 from rltransfer.zoo import is_zoo_hyperparams, load_zoo_agent, zoo_algo_of

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from rltransfer.agents import load_agent
 from rltransfer.cli import env_name, main
-from rltransfer.config import load_agent
 from rltransfer.errors import ConfigError
 from rltransfer.spec import load_spec
 from rltransfer.zoo import apply_agent_overrides, parse_hyperparams

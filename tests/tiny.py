@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from stable_baselines3.common.callbacks import BaseCallback
 
-from rltransfer.config import AgentSpec, load_agent
+from rltransfer.agents import load_agent
+from rltransfer.config import AgentSpec
 
 
 def tiny(algo: str, family: str, **overrides) -> AgentSpec:

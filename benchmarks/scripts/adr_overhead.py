@@ -24,7 +24,7 @@ from typing import Any
 
 from stable_baselines3.common.callbacks import BaseCallback
 
-from rltransfer.config import load_agent
+from rltransfer.agents import load_agent
 from rltransfer.curricula import load_curriculum
 from rltransfer.pipeline import execute
 from rltransfer.rundir import read_status

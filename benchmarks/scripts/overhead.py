@@ -21,8 +21,8 @@ import torch
 from stable_baselines3 import PPO
 from stable_baselines3.common.env_util import make_vec_env
 
+from rltransfer.agents import load_agent
 from rltransfer.algos import sb3_kwargs
-from rltransfer.config import load_agent
 from rltransfer.pipeline import train
 from rltransfer.training import policy_kwargs_for_sb3
 
