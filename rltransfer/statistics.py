@@ -70,6 +70,7 @@ from rltransfer.errors import ConfigError, unknown_name
 
 __all__ = [
     "DEFAULT_MARGINS",
+    "as_generator",
     "PROFILE_LABELS",
     "PROFILE_METRICS",
     "RMST",
@@ -443,7 +444,12 @@ class RMST:
 # helpers
 
 
-def _rng(random_state: RandomState) -> np.random.Generator:
+def as_generator(random_state: RandomState) -> np.random.Generator:
+    """``random_state`` as a numpy Generator: an int seed (or None: fresh entropy), or a Generator as is.
+
+    Raises:
+        ConfigError: anything else (a float, a bool, a legacy ``RandomState``).
+    """
     if isinstance(random_state, np.random.Generator):
         return random_state
     is_int = isinstance(random_state, (int, np.integer)) and not isinstance(random_state, bool)
@@ -695,7 +701,7 @@ def permutation_p(
         mask = np.zeros((total, n), dtype=bool)
         mask[np.arange(total)[:, None], idx] = True
     else:
-        keys = _rng(random_state).random((b, n))
+        keys = as_generator(random_state).random((b, n))
         mask = np.zeros((b, n), dtype=bool)
         np.put_along_axis(mask, np.argsort(keys, axis=1)[:, :k], True, axis=1)
     rows = mask.shape[0]
@@ -919,7 +925,7 @@ def bootstrap_ci_diff(
     if method in ("t", "studentized") and not is_mean:
         raise ConfigError(f"method={method!r} needs stat=np.mean (the Welch standard error is that of a mean)")
     t, s = _orient(t, s, higher_is_better)
-    rng = _rng(random_state)
+    rng = as_generator(random_state)
     if method == "t":
         if t.size < 2 or s.size < 2:
             raise ConfigError("method='t' needs at least two values per arm")
@@ -1006,7 +1012,7 @@ def probability_of_improvement(
     a = _check_alpha(alpha)
     b = _check_n_boot(n_boot)
     t, s = _orient(t, s, higher_is_better)
-    rng = _rng(random_state)
+    rng = as_generator(random_state)
     point = float(_poi_rows(t[None, :], s[None, :])[0])
     bt = t[rng.integers(0, t.size, size=(b, t.size))]
     bs = s[rng.integers(0, s.size, size=(b, s.size))]
@@ -1370,7 +1376,7 @@ def verdict(
     ms = _check_min_seeds(min_seeds)
     rule = _check_df(df)
     marg = _default_margin(metric, margin)
-    rng = _rng(random_state)
+    rng = as_generator(random_state)
     to, so = _orient(t, s, higher_is_better)
     two = t.size >= 2 and s.size >= 2
     if two:
@@ -1555,7 +1561,7 @@ def judge_suite(
                 f"comparison {key!r} must be a Comparison or a (transfer, scratch) pair, "
                 f"got {type(comp).__name__}"
             )
-    seeds = _rng(random_state).integers(0, 2**63 - 1, size=len(items))
+    seeds = as_generator(random_state).integers(0, 2**63 - 1, size=len(items))
     raw = np.full(len(items), np.nan)
     arms: list[tuple[np.ndarray, np.ndarray]] = []
     for i, (key, comp) in enumerate(items):
@@ -1920,7 +1926,7 @@ def hierarchical_bootstrap_ci_diff(
     a = _check_alpha(alpha)
     b = _check_n_boot(n_boot)
     sign = 1.0 if higher_is_better else -1.0
-    rng = _rng(random_state)
+    rng = as_generator(random_state)
     point = sign * (float(np.concatenate(gt).mean()) - float(np.concatenate(gs).mean()))
     diffs = sign * (_hier_boot_means(gt, b, rng) - _hier_boot_means(gs, b, rng))
     low, high = np.quantile(diffs, [a / 2.0, 1.0 - a / 2.0])
@@ -2152,7 +2158,7 @@ def aggregate_interval(
     b = _check_n_boot(n_boot)
     a = _check_alpha(alpha)
     point = float(fn(x.reshape(1, -1))[0])
-    boots = fn(_stratified(x, b, _rng(random_state)))
+    boots = fn(_stratified(x, b, as_generator(random_state)))
     low, high = np.quantile(boots, [a / 2.0, 1.0 - a / 2.0])
     return Interval(point, float(low), float(high))
 
@@ -2188,7 +2194,7 @@ def aggregate_difference(
     fn = _aggregate(aggregate)
     b = _check_n_boot(n_boot)
     a = _check_alpha(alpha)
-    rng = _rng(random_state)
+    rng = as_generator(random_state)
     sign = 1.0 if higher_is_better else -1.0
     point = sign * float(fn(t.reshape(1, -1))[0] - fn(s.reshape(1, -1))[0])
     boots = sign * (fn(_stratified(t, b, rng)) - fn(_stratified(s, b, rng)))
@@ -2228,7 +2234,7 @@ def performance_profile(
     a = _check_alpha(alpha)
     n_runs, n_tasks = x.shape
     frac = (x[None, :, :] > tau[:, None, None]).mean(axis=(1, 2))
-    res = _stratified(x, b, _rng(random_state)).reshape(b, n_runs, n_tasks)
+    res = _stratified(x, b, as_generator(random_state)).reshape(b, n_runs, n_tasks)
     boots = np.stack([(res > tk).mean(axis=(1, 2)) for tk in tau], axis=1)  # (b, n_tau)
     low, high = np.quantile(boots, [a / 2.0, 1.0 - a / 2.0], axis=0)
     return PerformanceProfile(tau, frac, low, high)
@@ -2277,7 +2283,7 @@ def aggregate_probability_of_improvement(
     pairs = _task_pairs(transfer, scratch)
     b = _check_n_boot(n_boot)
     a = _check_alpha(alpha)
-    rng = _rng(random_state)
+    rng = as_generator(random_state)
     point, boots = 0.0, np.zeros(b)
     for t, s in pairs:
         t, s = _orient(t, s, higher_is_better)
@@ -2425,7 +2431,7 @@ def logrank_test(
         idx = np.array(list(itertools.combinations(range(n), k)))
         order = np.concatenate([idx, np.array([np.setdiff1d(np.arange(n), r) for r in idx])], axis=1)
     else:
-        order = np.argsort(_rng(random_state).random((b, n)), axis=1)
+        order = np.argsort(as_generator(random_state).random((b, n)), axis=1)
     v = np.concatenate([vt, vs], axis=-1).reshape(-1, n)
     c = np.concatenate([ct, cs], axis=-1).reshape(-1, n)
     observed = np.nan_to_num(np.abs(z), nan=0.0).reshape(-1)

@@ -55,6 +55,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from rltransfer.errors import ConfigError, unknown_name
+from rltransfer.statistics import RandomState, as_generator
 
 __all__ = [
     "DEFAULT_STEPS",
@@ -74,7 +75,6 @@ __all__ = [
     "simulate_pairs",
 ]
 
-RandomState = int | np.integer | np.random.Generator | None
 Arm = Literal["transfer", "scratch"]
 EffectKind = Literal["speedup", "crossover", "jumpstart"]
 
@@ -210,17 +210,6 @@ class PairBatch:
 
 # ---------------------------------------------------------------------------------------------
 # validation helpers
-
-
-def _rng(random_state: RandomState) -> np.random.Generator:
-    if isinstance(random_state, np.random.Generator):
-        return random_state
-    is_int = isinstance(random_state, (int, np.integer)) and not isinstance(random_state, bool)
-    if random_state is None or is_int:
-        return np.random.default_rng(random_state)
-    raise ConfigError(
-        f"random_state must be an int seed, a numpy.random.Generator or None, got {random_state!r}"
-    )
 
 
 def get_family(name: str | CurveFamily) -> CurveFamily:
@@ -510,7 +499,7 @@ def sample_curves(
     if arm not in ("scratch", "transfer"):
         raise ConfigError(f"arm must be 'transfer' or 'scratch', got {arm!r}")
     shp = tuple(_count(k, "each entry of shape", 0) for k in tuple(shape))
-    rng = _rng(random_state)
+    rng = as_generator(random_state)
     x = _span(s)
     asym = rng.normal(fam.asym_mean, fam.asym_sd, shp)
     mid = rng.normal(fam.mid_mean, fam.mid_sd, shp)
@@ -561,7 +550,7 @@ def simulate_pairs(
         n_t, n_s = (_count(k, "n_seeds") for k in n_seeds)
     else:
         n_t = n_s = _count(n_seeds, "n_seeds")
-    rng = _rng(random_state)
+    rng = as_generator(random_state)
     transfer = sample_curves(fam, (n, n_t), arm="transfer", effect=effect, steps=s, random_state=rng)
     scratch = sample_curves(fam, (n, n_s), arm="scratch", steps=s, random_state=rng)
     s_ro = s.copy()
