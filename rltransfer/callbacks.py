@@ -431,6 +431,8 @@ class EvalCallback(BaseCallback):
         for hook in self.hooks:
             hook.on_evaluation(step, mean)
         self.logger.dump(step)
+        logger.info("evaluation at step %s: return %.2f +- %.2f over %d episodes", f"{step:,}", mean,
+                    self.curve.std[-1], len(returns))
         if self.run_dir is not None:
             self.curve.save(self.run_dir)
         return mean
