@@ -12,6 +12,12 @@ variant included): only the initialization differs between the arms of a pair. A
 scratch arm's spec plus the curriculum's content (same agent, seed, budget and evaluation): only the
 training envs' parameter schedule differs. A pair without a source (curriculum arms only) has the pair's
 ``agent`` as its target agent.
+
+A trained source with ``source_seeds`` is trained once per source seed (each its own source run, shared with
+any pair that trains the same spec); the k-th of the suite's target seeds starts from source ``k mod
+n_sources`` (:func:`source_index`), so the arm's variance includes the variance from the source. The target
+agent comes from the first source (the seed does not change the architecture). With one source seed every
+spec is what it was before ``source_seeds`` existed.
 """
 
 from __future__ import annotations
@@ -34,8 +40,8 @@ from rltransfer.spec import (
 from rltransfer.suite import SCRATCH, CurriculumEntry, PairSpec, StrategyEntry, Suite, TrainSource
 
 __all__ = [
-    "PairPlan", "curriculum_arm_spec", "pair_plan", "scratch_owners", "scratch_spec", "source_spec",
-    "transfer_arm_spec",
+    "PairPlan", "curriculum_arm_spec", "pair_plan", "scratch_owners", "scratch_spec", "source_index", "source_keys",
+    "source_spec", "transfer_arm_spec",
 ]
 
 
@@ -53,13 +59,42 @@ def source_spec(train: TrainSource, checkpoints: CheckpointSpec | None = None) -
     return spec.model_copy(update={"steps": 0}) if train.steps == 0 else spec
 
 
+def source_index(suite: Suite, pair: PairSpec, seed: int) -> int:
+    """Which of the pair's sources the transfer arm's run at target ``seed`` starts from: ``k mod n_sources``
+    for the ``k``-th of the suite's seeds (0 for a pair with one source, or none).
+
+    Raises:
+        ConfigError: ``seed`` is not one of the suite's seeds.
+    """
+    seeds = suite.seed_list
+    if seed not in seeds:
+        raise ConfigError(f"pair {pair.name!r}: seed {seed!r} is not one of the suite's seeds {seeds}")
+    train = pair.source.train if pair.source is not None else None
+    n_sources = len(train.seed_list) if train is not None else 1
+    return seeds.index(seed) % n_sources
+
+
+def source_keys(suite: Suite, pair: PairSpec) -> list[str]:
+    """The keys (``sources/<fingerprint>``) of the source runs the suite trains for ``pair``, one per source
+    seed in order (empty for a policy file or no source), as :func:`rltransfer.benchmark.expand` names them
+    (whether the pair trains them at all depends on its having transfer arms)."""
+    train = pair.source.train if pair.source is not None else None
+    if train is None:
+        return []
+    checkpoints = CheckpointSpec(save_freq=suite.save_freq)
+    return [f"sources/{source_spec(train.model_copy(update={'seed': seed}), checkpoints).fingerprint()}"
+            for seed in train.seed_list]
+
+
 class PairPlan:
-    """A pair resolved: its source (a spec to train, a policy file, or none), the target agent, the target env.
+    """A pair resolved: its sources (specs to train, a policy file, or none), the target agent, the target env.
 
     Attributes:
-        source_run: the spec of the source to train, when the pair's transfer arms need one trained.
-        source_key: its folder under the benchmark (``sources/<fingerprint>``), or ``None``.
-        source: the source the transfer arms load, or ``None`` (a pair without a source).
+        source_runs: the specs of the sources to train (one per source seed), when the pair trains its source.
+        source_keys: their folders under the benchmark (``sources/<fingerprint>``).
+        sources: the sources the transfer arms load (one per source seed; one for a policy file; none without
+            a source).
+        source_run, source_key, source: the first of each (``None`` when there is none).
         agent: the target agent of every arm (the source's architecture on the target's hyperparameters;
             without a source, the pair's ``agent`` for the target family).
     """
@@ -70,27 +105,51 @@ class PairPlan:
         self.suite, self.pair, self.out = suite, pair, Path(out)
         self.checkpoints = checkpoints
         self.family: EnvFamily = load_family(pair.target.env)
-        self.source_run: RunSpec | None = None
-        self.source_key: str | None = None
-        self.source: SourceRef | None = None
+        self.source_runs: list[RunSpec] = []
+        self.source_keys: list[str] = []
+        self.sources: list[SourceRef] = []
         if pair.source is None:
             if pair.agent is None:  # the suite's model refuses this; a Suite built by hand might not
                 raise ConfigError(f"pair {pair.name!r}: a pair without a source needs 'agent'")
             self.agent: AgentSpec = load_agent(pair.agent, self.family.name)
             return
-        if pair.source.train is not None:
-            self.source_run = source_spec(pair.source.train, checkpoints)
-            fp = self.source_run.fingerprint()
-            self.source_key = f"sources/{fp}"
-            self.source = SourceRef(path=str(self.out / self.source_key / "policy"), fingerprint=fp)
-            description = describe_spec(self.source_run)
+        train = pair.source.train
+        if train is not None:
+            for seed in train.seed_list:
+                run = source_spec(train if seed == train.seed else train.model_copy(update={"seed": seed}),
+                                  checkpoints)
+                fp = run.fingerprint()
+                self.source_runs.append(run)
+                self.source_keys.append(f"sources/{fp}")
+                self.sources.append(SourceRef(path=str(self.out / "sources" / fp / "policy"), fingerprint=fp))
+            description = describe_spec(self.source_runs[0])
         else:
             from rltransfer.bundle import load_policy, policy_fingerprint
 
             path = str(pair.source.policy)
-            self.source = SourceRef(path=str(Path(path).resolve()), fingerprint=policy_fingerprint(path))
+            self.sources.append(SourceRef(path=str(Path(path).resolve()), fingerprint=policy_fingerprint(path)))
             description = describe_policy(load_policy(path))
         self.agent = target_agent(description, self.family, agent=pair.agent)
+
+    @property
+    def source_run(self) -> RunSpec | None:
+        return self.source_runs[0] if self.source_runs else None
+
+    @property
+    def source_key(self) -> str | None:
+        return self.source_keys[0] if self.source_keys else None
+
+    @property
+    def source(self) -> SourceRef | None:
+        return self.sources[0] if self.sources else None
+
+    def source_of(self, seed: int) -> tuple[SourceRef, str | None]:
+        """The source the transfer run at target ``seed`` loads, and the key of its source run (``None`` for a
+        policy file)."""
+        if not self.sources:
+            raise ConfigError(f"pair {self.pair.name!r}: no source to transfer from")
+        i = source_index(self.suite, self.pair, seed)
+        return self.sources[i], (self.source_keys[i] if self.source_keys else None)
 
     def target(self, seed: int, label: str, curriculum: str | None = None) -> RunSpec:
         """The target agent's training spec on the target at ``seed`` (with ``curriculum``, if given)."""
@@ -123,12 +182,13 @@ def _detection(plan: PairPlan, reference: tuple[str, ...], reference_fingerprint
 
 def transfer_arm_spec(plan: PairPlan, strategy: StrategyEntry, seed: int,
                       reference: tuple[str, ...] = (), reference_fingerprints: tuple[str, ...] = ()) -> RunSpec:
-    """A transfer arm at one seed: the target spec plus the source, the strategy and (when the suite's
-    detector is on) the scratch runs it compares with."""
+    """A transfer arm at one seed: the target spec plus the source (the seed's, :func:`source_index`), the
+    strategy and (when the suite's detector is on) the scratch runs it compares with."""
     if plan.source is None:  # the suite's model refuses strategies without a source
         raise ConfigError(f"pair {plan.pair.name!r}: strategy {strategy.arm!r} needs a 'source' to transfer from")
     base = plan.target(seed, strategy.arm)
-    ts = TransferSpec(source=plan.source, strategy={"name": strategy.name, **dict(strategy.options)})
+    source, _ = plan.source_of(seed)
+    ts = TransferSpec(source=source, strategy={"name": strategy.name, **dict(strategy.options)})
     return base.model_copy(update={"transfer": ts, "detection": _detection(plan, reference, reference_fingerprints)})
 
 
