@@ -452,13 +452,14 @@ def _print_suite_result(con: Any, result: Any) -> None:
 
 
 def _run_benchmark(suite: str, out: str, workers: int, backend: str, address: str | None, progress: bool,
-                   command: str, formats: str = "png", dpi: int | None = None) -> int:
+                   command: str, formats: str = "png", dpi: int | None = None,
+                   until_decided: bool | None = None) -> int:
     from rltransfer.benchmark import run_suite
 
     con = _console()
     try:
         result = run_suite(suite, out, workers=workers, backend=backend, address=address, progress=progress,
-                           formats=formats, dpi=dpi)
+                           formats=formats, dpi=dpi, until_decided=until_decided)
     except KeyboardInterrupt:
         con.print(f"interrupted: finished runs are kept in {out}; resume with:\n  {command}")
         return 130
@@ -467,11 +468,14 @@ def _run_benchmark(suite: str, out: str, workers: int, backend: str, address: st
 
 
 def cmd_benchmark(args: argparse.Namespace) -> int:
+    until = True if args.until_decided else False if args.all_seeds else None
     command = shlex.join(["rltransfer", "benchmark", args.suite, "--out", args.out, "--workers", str(args.workers),
                           *(["--backend", args.backend] if args.backend != "local" else []),
-                          *(["--address", args.address] if args.address else [])])
+                          *(["--address", args.address] if args.address else []),
+                          *(["--until-decided"] if args.until_decided else []),
+                          *(["--all-seeds"] if args.all_seeds else [])])
     return _run_benchmark(args.suite, args.out, args.workers, args.backend, args.address, not args.no_progress,
-                          command, args.format, args.dpi)
+                          command, args.format, args.dpi, until)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -705,6 +709,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="local process pool (default) or Ray (pip install 'rltransfer[ray]')")
     p.add_argument("--address", help="Ray cluster address, e.g. auto (with --backend ray)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    seeds = p.add_mutually_exclusive_group()
+    seeds.add_argument("--until-decided", action="store_true",
+                       help="run seeds in rounds and stop adding them to a comparison once its verdict is decided "
+                            "(group-sequential, error held under the stopping; the suite's until_decided setting "
+                            "or its defaults)")
+    seeds.add_argument("--all-seeds", action="store_true",
+                       help="every comparison gets all the suite's seeds, even if the suite says until_decided")
     _add_figure_args(p)
     p.set_defaults(handler=cmd_benchmark)
 

@@ -10,6 +10,14 @@ Conventions, stated once in ``report.md`` and ``report.json`` and used everywher
 :data:`rltransfer.analysis.SIGN_CONVENTION` (positive = the arm better than scratch); intervals are at
 the suite's level, ``1 - alpha``; run counts are those of the benchmark runner
 (:class:`rltransfer.analysis.RunCounts`), in its words; no number is printed as a negative zero.
+
+What the tables say and how (:func:`markdown_report`): per pair and arm the verdict on normalized AUC
+(:data:`rltransfer.statistics.VERDICT_RULE`), the equivalence result within the AUC margin and, when the
+verdict is inconclusive, the seeds per arm a decision would take; the profile
+(:data:`rltransfer.analysis.PROFILE_RULE`); every metric's difference with its Welch-Hsu t interval (time
+to threshold: the restricted-mean difference from Kaplan-Meier curves, with the log-rank test); and the
+suite aggregates (IQM, probability of improvement, performance profiles). The Methods section states the
+rules as they were applied.
 """
 
 from __future__ import annotations
@@ -24,7 +32,19 @@ from typing import Any
 
 import numpy as np
 
-from rltransfer.analysis import METRICS, SIGN_CONVENTION, Analysis, ArmResult, RunRecord, analyze
+from rltransfer.analysis import (
+    AGGREGATE_EXCLUDED_ROLES,
+    METRICS,
+    PRIMARY_VERDICT,
+    PROFILE_RULE,
+    SIGN_CONVENTION,
+    Aggregate,
+    Analysis,
+    ArmResult,
+    KaplanMeierCurve,
+    RunRecord,
+    analyze,
+)
 from rltransfer.plots import (
     COLUMN_WIDTH,
     DEFAULT_DPI,
@@ -46,8 +66,9 @@ from rltransfer.rundir import atomic_write_json, atomic_write_text
 from rltransfer.suite import CURRICULUM_PREFIX, SCRATCH
 
 __all__ = [
-    "curves_figure", "format_ci", "interval_figure", "markdown_report", "mean_ci_band", "plot_curves", "plot_intervals",
-    "plot_poi", "report_colors", "write_report",
+    "curves_figure", "format_ci", "interval_figure", "markdown_report", "mean_ci_band", "performance_profile_figure",
+    "plot_curves", "plot_intervals", "plot_performance_profiles", "plot_poi", "plot_survival", "report_colors",
+    "survival_figure", "write_report",
 ]
 
 #: The plots of a report: key -> file name without its suffix (one file per format asked for).
@@ -55,21 +76,25 @@ PLOTS = {
     "curves": "learning_curves",
     "intervals": "auc_difference",
     "poi": "probability_of_improvement",
+    "survival": "time_to_threshold",
+    "profiles": "performance_profiles",
 }
 METRIC_LABELS = {
     "jumpstart": "jumpstart", "asymptotic": "asymptotic", "auc": "normalized AUC",
-    "time_to_threshold": "time to threshold (steps)",
+    "time_to_threshold": "time to threshold (steps, restricted mean)",
 }
 #: Marker of each verdict on the interval plots (colour is the arm's; an inconclusive marker is hollow).
-VERDICT_MARKERS = {"positive": "^", "negative": "v", "inconclusive": "o"}
+VERDICT_MARKERS = {"positive": "^", "negative": "v", "equivalent": "D", "inconclusive": "o"}
+TEST_NAMES = {"welch": "Welch-Hsu", "permutation": "permutation", "logrank": "log-rank"}
 
 
 def write_report(out: str | Path, formats: str | Sequence[str] = ("png",), dpi: int = DEFAULT_DPI) -> Analysis:
     """Analyze the stored runs of a benchmark folder and write every report file into it.
 
     Writes ``report.md``, ``report.json``, ``runs.csv``, ``comparisons.csv``, the plots
-    (``learning_curves``, ``auc_difference``, ``probability_of_improvement``, one file per format) and
-    ``tb_summary/<pair>/`` (TensorBoard text summary and hparams per pair).
+    (``learning_curves``, ``auc_difference``, ``probability_of_improvement``, ``time_to_threshold``
+    (Kaplan-Meier curves) and ``performance_profiles`` (when the suite has aggregates), one file per
+    format) and ``tb_summary/<pair>/`` (TensorBoard text summary and hparams per pair).
 
     Args:
         out: the benchmark folder.
@@ -98,6 +123,10 @@ def write_report(out: str | Path, formats: str | Sequence[str] = ("png",), dpi: 
         plots["intervals"] = plot_intervals(analysis.results, out / PLOTS["intervals"], analysis.suite.alpha,
                                             formats, dpi, colors)
         plots["poi"] = plot_poi(analysis.results, out / PLOTS["poi"], analysis.suite.alpha, formats, dpi, colors)
+        if any(r.survival is not None for r in analysis.results):
+            plots["survival"] = plot_survival(analysis, out / PLOTS["survival"], formats, dpi, colors)
+    if analysis.aggregates:
+        plots["profiles"] = plot_performance_profiles(analysis, out / PLOTS["profiles"], formats, dpi, colors)
     write_tensorboard(analysis, out / "tb_summary")
     atomic_write_text(out / "report.md", markdown_report(analysis, plots))
     return analysis
@@ -144,6 +173,12 @@ def _p(p: float) -> str:
     return "<0.001" if p < 0.001 else f"{p:.3f}"
 
 
+def _p_is(p: float) -> str:
+    """``p=0.012``, ``p<0.001`` or ``p n/a``."""
+    text = _p(p)
+    return "p n/a" if text == "n/a" else (f"p{text}" if text.startswith("<") else f"p={text}")
+
+
 def _level(alpha: float) -> str:
     """The intervals' level as the report writes it: ``95%`` (``97.5%`` when that is what alpha gives)."""
     return f"{(1 - alpha) * 100:.4g}%"
@@ -172,12 +207,39 @@ def _arm_cell(r: ArmResult) -> str:
     return f"{r.arm} (curriculum)" if name == r.arm else f"{r.arm} (curriculum {name})"
 
 
+def _margin(x: float) -> str:
+    return "n/a" if not math.isfinite(x) else f"±{_f(x)}"
+
+
+def _equivalence_cell(r: ArmResult) -> str:
+    """The TOST result on normalized AUC: ``shown within ±0.05 (TOST p=0.012)`` / ``not shown ...``."""
+    if not math.isfinite(r.equivalence_p):
+        return f"n/a (margin {_margin(r.margin)})"
+    word = "shown" if r.comparisons["auc"].equivalent else "not shown"
+    return f"{word} within {_margin(r.margin)} (TOST {_p_is(r.equivalence_p)})"
+
+
+def _planning_cell(r: ArmResult) -> str:
+    """Seeds per arm to decide an inconclusive comparison: to detect a difference of one margin / to show
+    equivalence within it (planned from the pooled sd, not the observed effect); ``-`` once it is decided."""
+    if r.label != "inconclusive":
+        return "-"
+    return f"{_seeds_needed(r.seeds_needed)} / {_seeds_needed(r.seeds_needed_equivalence)}"
+
+
+def _ttt_cell(r: ArmResult) -> str:
+    ttt = r.comparisons["time_to_threshold"]
+    cens = f"censored {ttt.censored_transfer}/{ttt.n_transfer} vs {ttt.censored_scratch}/{ttt.n_scratch}"
+    return f"{_ci(ttt.diff, ttt.ci_low, ttt.ci_high)} ({cens}; log-rank {_p_is(ttt.logrank_p)})"
+
+
 def verdict_table(analysis: Analysis) -> str:
     """The headline table: one row per pair and arm (markdown)."""
     head = (f"| pair | role | {_arm_column(analysis.results)} | runs | zero-shot (transfer / scratch) "
             "| jumpstart | asymptotic "
             "| normalized AUC | time to threshold (steps sooner) "
-            "| transfer ratio | P(improvement) | p (Welch, raw / Holm) | verdict | detector: compute saved |")
+            "| transfer ratio | P(improvement) | p (Welch-Hsu, raw / Holm) | verdict | equivalence (AUC) "
+            "| seeds per arm to decide (detect / equivalence) | profile | detector: compute saved |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in analysis.results:
         lines.append("| " + " | ".join(_row(r)) + " |")
@@ -187,11 +249,7 @@ def verdict_table(analysis: Analysis) -> str:
 def _row(r: ArmResult) -> list[str]:
     c = r.comparisons
     auc = c["auc"]
-    ttt = c["time_to_threshold"]
-    cens = f" (censored {ttt.censored_transfer}/{ttt.n_transfer} vs {ttt.censored_scratch}/{ttt.n_scratch})"
     verdict = f"**{r.label}**"
-    if r.label == "inconclusive":
-        verdict += f" (seeds needed {_seeds_needed(r.seeds_needed)})"
     if r.control_ok is not None:
         verdict += f" {'✓' if r.control_ok else '✗'} expected {r.expected}"
     return [
@@ -200,11 +258,14 @@ def _row(r: ArmResult) -> list[str]:
         _ci(c["jumpstart"].diff, c["jumpstart"].ci_low, c["jumpstart"].ci_high),
         _ci(c["asymptotic"].diff, c["asymptotic"].ci_low, c["asymptotic"].ci_high),
         _ci(auc.diff, auc.ci_low, auc.ci_high),
-        _ci(ttt.diff, ttt.ci_low, ttt.ci_high) + cens,  # oriented like every difference: steps sooner
+        _ttt_cell(r),  # oriented like every difference: steps sooner
         _ci(*r.transfer_ratio),
         f"{_f(auc.prob_improvement, 2)} [{_f(auc.poi_low, 2)}, {_f(auc.poi_high, 2)}]",
-        f"{_p(auc.welch_p)} / {_p(auc.holm_p)}",
+        f"{_p(auc.p_value)} / {_p(auc.holm_p)}",
         verdict,
+        _equivalence_cell(r),
+        _planning_cell(r),
+        f"**{r.profile}**",
         _saved(r),
     ]
 
@@ -253,15 +314,27 @@ def _plot_links(analysis: Analysis, plots: Mapping[str, Sequence[Path]] | None) 
     range_txt = ", ".join(f"[{_f(lo)}, {_f(hi)}]" for lo, hi in ranges) or "n/a"
     captions = {
         "curves": ("Learning curves",
-                   f"Mean evaluation return over seeds with {level} t-interval bands of the mean, kept inside "
+                   (f"Mean evaluation return over seeds with {level} t-interval bands of the mean, kept inside "
                    f"the target family's return range ({range_txt}); dashed: scratch. Each arm has the same "
-                   "colour in every figure."),
+                   "colour in every figure.")),
         "intervals": ("Difference in normalized AUC",
-                      f"Normalized AUC, arm minus scratch, with its {level} bootstrap interval; the marker is the "
-                      "verdict (▲ positive, ▼ negative, ○ inconclusive), the colour the arm's."),
+                      (f"Normalized AUC, arm minus scratch, with its {level} Welch t interval (Hsu's degrees of "
+                      "freedom, min(n_t, n_s) - 1: the interval of the verdict); the marker is the verdict "
+                      "(▲ positive, ▼ negative, ◆ equivalent, ○ inconclusive), the colour the arm's.")),
         "poi": ("Probability of improvement",
-                f"P(a run of the arm has a higher AUC than a run of scratch) with its {level} interval; 0.5: no "
-                "difference."),
+                (f"P(a run of the arm has a higher AUC than a run of scratch) with its {level} stratified "
+                "bootstrap interval (descriptive: too narrow at a handful of seeds; the verdicts do not use it); "
+                "0.5: no difference.")),
+        "survival": ("Time to threshold",
+                     ("Kaplan-Meier estimate of the share of runs that have not yet reached the success threshold, "
+                     f"per arm (dashed: scratch), with {level} pointwise bands (Greenwood, log-log); ticks: runs "
+                     "censored (never at the threshold) at their last evaluation. The log-rank p-value and the "
+                     "restricted mean up to the budget compare the whole curves, censored runs included.")),
+        "profiles": ("Performance profiles",
+                     ("Share of runs whose normalized AUC exceeds each value (all pairs of the group, each pair "
+                     f"weighted equally) with {level} pointwise stratified-bootstrap bands; dashed: scratch on "
+                     "the same pairs. A curve above scratch's everywhere dominates it. Control pairs "
+                     f"({', '.join(AGGREGATE_EXCLUDED_ROLES)}) are left out.")),
     }
     lines: list[str] = []
     for key, (title, caption) in captions.items():
@@ -274,6 +347,57 @@ def _plot_links(analysis: Analysis, plots: Mapping[str, Sequence[Path]] | None) 
         others = [p for p in files if p != shown]
         links = ", ".join(f"[{p.suffix[1:].upper()}]({p.name})" for p in others)
         lines += ["", f"*{title}.* {caption}" + (f" Also as {links}." if links else ""), ""]
+    return lines
+
+
+def _test_p(c: Any) -> str:
+    """The p-value that counts for a metric, with its test's name: ``Welch-Hsu 0.004``, ``log-rank 0.008``."""
+    return f"{TEST_NAMES.get(c.test, c.test)} {_p(c.p_value)}"
+
+
+def _equivalent_cell(c: Any) -> str:
+    if not math.isfinite(c.margin):
+        return "n/a"
+    if c.metric == "time_to_threshold":
+        return ("yes" if c.equivalent else "no") + f" ({_margin(c.margin)} steps, RMST interval)"
+    if not math.isfinite(c.equivalence_p):
+        return f"n/a ({_margin(c.margin)})"
+    return f"{'yes' if c.equivalent else 'no'} ({_margin(c.margin)}, TOST {_p_is(c.equivalence_p)})"
+
+
+def details_table(analysis: Analysis) -> list[str]:
+    """Per pair, arm and metric: means, the difference with its interval, P(improvement), the tests, both Holm
+    adjustments, equivalence and the planning figures (markdown lines)."""
+    level = _level(analysis.suite.alpha)
+    lines = [(f"| pair | {_arm_column(analysis.results)} | metric | transfer mean | scratch mean "
+             f"| difference [{level} CI] | P(improvement) | test p (raw) | permutation p | Holm p (per metric) "
+             "| Holm p (profile) | equivalent (margin) | seeds per arm (detect / equivalence) |"),
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in analysis.results:
+        for m, c in r.comparisons.items():
+            poi = f"{_f(c.prob_improvement, 2)} [{_f(c.poi_low, 2)}, {_f(c.poi_high, 2)}]"
+            plan = (f"{_seeds_needed(c.seeds_needed)} / {_seeds_needed(c.seeds_needed_equivalence)}"
+                    if m != "time_to_threshold" else "n/a")
+            lines.append(
+                f"| {r.pair} | {_arm_cell(r)} | {METRIC_LABELS[m]} | {_f(c.mean_transfer)} | {_f(c.mean_scratch)} | "
+                f"{_ci(c.diff, c.ci_low, c.ci_high)} | {poi} | {_test_p(c)} | {_p(c.permutation_p)} | "
+                f"{_p(c.holm_p)} | {_p(c.profile_holm_p)} | {_equivalent_cell(c)} | {plan} |")
+    return lines
+
+
+def _triple(x: tuple[float, float, float], digits: int = 3) -> str:
+    return f"{_f(x[0], digits)} [{_f(x[1], digits)}, {_f(x[2], digits)}]"
+
+
+def aggregates_table(aggregates: Sequence[Aggregate]) -> list[str]:
+    """The suite aggregates, one row per group of arms (markdown lines)."""
+    lines = [("| arms | kind | pairs | runs per pair (arm / scratch) | IQM normalized AUC, arm | IQM, scratch "
+             "| IQM difference | P(improvement), mean over pairs |"),
+             "|---|---|---|---|---|---|---|---|"]
+    for a in aggregates:
+        diff = _ci(*a.iqm_difference)
+        lines.append(f"| {a.group} | {a.kind} | {len(a.tasks)} | {a.runs_per_task} / {a.scratch_runs_per_task} | "
+                     f"{_triple(a.iqm_arm)} | {_triple(a.iqm_scratch)} | {diff} | {_triple(a.prob_improvement, 2)} |")
     return lines
 
 
@@ -296,40 +420,54 @@ def markdown_report(analysis: Analysis, plots: Mapping[str, Sequence[Path]] | No
               f"**Sign convention**: {SIGN_CONVENTION}. Intervals are {level} (alpha = {suite.alpha:g}).", "",
               "Zero-shot is the absolute mean return of the first evaluation (step 0, before any "
               "training on the target) of the transfer arm and of scratch. "
-              "Every other cell is a difference between the arm and scratch (means over seeds) with a "
-              f"{level} stratified-bootstrap interval, in the metric's units (environment steps for time to "
-              "threshold). P(improvement) and the p-values are on normalized AUC, the primary "
-              "metric." + _curriculum_note(analysis.results), "", verdict_table(analysis), ""]
+              "Every other cell is a difference between the arm and scratch (means over seeds) with its "
+              f"{level} Welch t interval (Hsu's degrees of freedom), in the metric's units; time to threshold is "
+              "the difference of restricted mean times up to the budget (Kaplan-Meier, censored runs included) "
+              "with the log-rank p-value. P(improvement), the p-values, the verdict and the equivalence are on "
+              "normalized AUC, the primary metric; equivalence is two one-sided tests within the AUC margin. "
+              "Seeds per arm to decide: for an inconclusive verdict, how many seeds per arm would detect a "
+              "difference of one margin with 80% power / show equivalence within it, planned from the runs' "
+              "pooled sd, not from the observed effect. " + PRIMARY_VERDICT + " Both rules are in Methods." + _curriculum_note(analysis.results), "",
+              verdict_table(analysis), ""]
     shared = sorted({(r.pair, r.scratch_from) for r in analysis.results
                      if r.scratch_from and r.scratch_from != r.pair})
     if shared:
         uses = "; ".join(f"{a} uses the scratch runs of {b}" for a, b in shared)
-        lines += ["Scratch arms shared (their runs would be identical: same target, agent, architecture, "
-                  f"budget and seeds): {uses}.", ""]
+        lines += [("Scratch arms shared (their runs would be identical: same target, agent, architecture, "
+                  f"budget and seeds): {uses}."), ""]
     controls = [r for r in analysis.results if r.control_ok is not None]
     if controls:
         ok = sum(bool(r.control_ok) for r in controls)
-        lines += [f"Control comparisons (pair x arm) as expected: {ok} of {len(controls)}.", ""]
+        lines += [(f"Control comparisons (pair x arm) as expected: {ok} of {len(controls)}. A useful pair must "
+                  "come out positive, a planted negative negative, and a null control neither positive nor "
+                  "negative (equivalent within the margin, or inconclusive)."), ""]
     lines += ["### Per-metric details", "",
-              f"| pair | {_arm_column(analysis.results)} | metric | transfer mean | scratch mean "
-              f"| difference [{level} CI] | P(improvement) | Welch p | Mann-Whitney p | Holm p |",
-              "|---|---|---|---|---|---|---|---|---|---|"]
-    for r in analysis.results:
-        for m, c in r.comparisons.items():
-            poi = f"{_f(c.prob_improvement, 2)} [{_f(c.poi_low, 2)}, {_f(c.poi_high, 2)}]"
-            lines.append(
-                f"| {r.pair} | {_arm_cell(r)} | {METRIC_LABELS[m]} | {_f(c.mean_transfer)} | {_f(c.mean_scratch)} | "
-                f"{_ci(c.diff, c.ci_low, c.ci_high)} | {poi} | {_p(c.welch_p)} | {_p(c.mann_whitney_p)} | "
-                f"{_p(c.holm_p)} |")
+              ("Test p: Welch-Hsu t (exact permutation where Welch is undefined, both arms constant), log-rank "
+              "(permutation) for time to threshold, whose means are restricted means up to the budget. Holm p "
+              "(per metric): across the suite's pairs x arms for that metric; Holm p (profile): across pairs x "
+              "arms x jumpstart, AUC and final performance, what the profile uses."), "",
+              *details_table(analysis)]
+    if analysis.aggregates:
+        excluded = sorted({t for a in analysis.aggregates for t in a.excluded})
+        left_out = (f" Left out: {', '.join(excluded)} (control pairs built to show no or negative transfer)."
+                    if excluded else "")
+        lines += ["", "### Across the suite", "",
+                  "Normalized AUC over the suite's pairs, per kind of arm and per arm used in several pairs: the "
+                  "interquartile mean (IQM) over runs x pairs and its difference from scratch on the same pairs, "
+                  f"with {level} stratified-bootstrap percentile intervals (runs resampled within each pair), and "
+                  "the probability that a run of the arm has a higher normalized AUC than a scratch run of the "
+                  "same pair, averaged over pairs. Descriptive: the verdicts do not use them." + left_out, "",
+                  *aggregates_table(analysis.aggregates)]
     lines += ["", "### Verdicts", ""]
     for r in analysis.results:
         kind = " (curriculum arm)" if r.kind == "curriculum" else ""
-        lines.append(f"- **{r.pair} / {r.arm}: {r.label}**{kind}: {r.reason}.")
+        lines.append(f"- **{r.pair} / {r.arm}: {r.label}**{kind}: {r.reason}. Profile **{r.profile}**: "
+                     f"{r.profile_reason}.")
     lines += ["", "## Plots", "", *_plot_links(analysis, plots)]
-    lines += ["## Methods", "", _methods(analysis), "", "```", VERDICT_RULE, "```", ""]
-    lines += [f"TensorBoard: `tensorboard --logdir {analysis.out}` overlays every run (scratch and transfer "
+    lines += ["## Methods", "", _methods(analysis), "", "```", VERDICT_RULE, "```", "", "```", PROFILE_RULE, "```", ""]
+    lines += [(f"TensorBoard: `tensorboard --logdir {analysis.out}` overlays every run (scratch and transfer "
               "arms share tags such as `eval/mean_return`); `tb_summary/<pair>` holds each pair's table and "
-              "hparams.", ""]
+              "hparams."), ""]
     return "\n".join(lines)
 
 
@@ -349,23 +487,77 @@ _ACTIONS = {
 }
 
 
+_MARGIN_NAMES = {"jumpstart": "jumpstart", "asymptotic": "asymptotic return", "auc": "normalized AUC",
+                 "time_to_threshold": "time to threshold"}
+_MARGIN_DEFAULTS = {"jumpstart": "5% of the family's return range", "asymptotic": "5% of the family's return range",
+                    "auc": "0.05", "time_to_threshold": "5% of the budget, in steps"}
+
+
+def _margins_text(analysis: Analysis) -> str:
+    """The margins as applied: ``normalized AUC ±0.05 (default 0.05); jumpstart ±25 (default: 5% ...)``, with the
+    pairs named where they differ."""
+    s = analysis.suite
+    parts = []
+    for metric in METRICS:
+        by_value: dict[float, list[str]] = {}
+        for pair, margins in analysis.margins.items():
+            by_value.setdefault(margins[metric], []).append(pair)
+        declared = any(metric in s.margins_of(p) for p in s.pairs)
+        how = "declared in the suite" if declared else f"default: {_MARGIN_DEFAULTS[metric]}"
+        if len(by_value) == 1:
+            values = _margin(next(iter(by_value)))
+        else:
+            values = ", ".join(f"{_margin(v)} on {', '.join(pairs)}" for v, pairs in by_value.items())
+        unit = " steps" if metric == "time_to_threshold" else ""
+        parts.append(f"{_MARGIN_NAMES[metric]} {values}{unit} ({how})")
+    return "; ".join(parts)
+
+
 def _methods(analysis: Analysis) -> str:
     s = analysis.suite
     det = s.detection
     budgets = ", ".join(f"{b:,}" for b in sorted({s.budget_of(p) for p in s.pairs}))
     seeds = ", ".join(map(str, s.seed_list))
+    level = _level(s.alpha)
+    tost_level = _level(2 * s.alpha) if 2 * s.alpha < 1 else "1 - 2 alpha"
     parts = [
-        f"Every pair trains a scratch arm and each transfer arm on the target over the same "
+        (f"Every pair trains a scratch arm and each transfer arm on the target over the same "
         f"{len(s.seed_list)} seeds ({seeds}) with a budget of {budgets} environment steps per run; the "
         "scratch arm uses the transfer arms' architecture and hyperparameters, so only the initialization "
         f"differs. Policies are evaluated deterministically at step 0 and every {s.eval.freq:,} steps "
         f"({s.eval.episodes} episodes, the same evaluation seeds in every arm). Per run: jumpstart (first "
         f"evaluation), asymptotic performance (mean of the last {s.metrics.last_k} evaluations), area under "
         "the evaluation curve normalized by the family's return range (primary metric), time to the success "
-        "threshold (censored runs counted at the budget) and the transfer ratio of mean AUCs. Comparisons "
-        f"use 2000 stratified bootstrap resamples ({_level(s.alpha)} intervals); the Welch p-value (Mann-Whitney "
-        "where Welch is undefined) is Holm-adjusted across the suite's pairs x arms; a verdict needs at least "
-        f"{s.min_seeds} seeds per arm (alpha = {s.alpha:g}).",
+        "threshold (the first evaluation at or above it; a run that never gets there is censored at its last "
+        "evaluation) and the transfer ratio of mean AUCs."),
+        (f"Each metric is compared by the difference of the arms' means with its {level} Welch t interval with "
+        "Hsu's conservative degrees of freedom min(n_t, n_s) - 1 (valid whatever the ratio of the arms' spreads) "
+        "and the matching two-sided Welch t-test, so that the interval excludes 0 exactly when p < alpha; where "
+        "both arms are constant and the t-test is undefined, the exact permutation test of the arm labels takes "
+        "its place (its p-value is reported for every metric)."),
+        ("Time to threshold is compared as censored data instead of filling censored runs with the budget: "
+        "Kaplan-Meier curves per arm, the two-sided log-rank test (its permutation distribution over the arm "
+        "labels, exact when the splits can be enumerated) and the difference of restricted mean times to the "
+        "threshold up to tau = the budget (RMST: scratch minus arm, with its t interval on min(n_t, n_s) - 1 "
+        "degrees of freedom)."),
+        ("Multiplicity: per metric the p-values are Holm-adjusted across the suite's pairs x arms (the verdict's, "
+        "on normalized AUC, among them); the profile adjusts the jumpstart, AUC and final-performance p-values "
+        "of all pairs x arms together (Holm across pairs x metrics)."),
+        ("Equivalence: two one-sided Welch-Hsu tests (TOST), each at alpha, i.e. the "
+        f"{tost_level} t interval inside +-margin, with margins in each metric's units: {_margins_text(analysis)}. "
+        f"Time to threshold counts as equivalent when the {tost_level} RMST interval lies inside its margin."),
+        ("Planning figures: the seeds per arm with which the Welch-Hsu test would detect a true difference of one "
+        "margin with 80% power, and with which TOST would show equivalence within it when the true difference "
+        "is 0, both planned from the comparison's pooled sd sqrt((s_t^2 + s_s^2) / 2) (these runs as a pilot), "
+        "never from the observed effect."),
+        ("P(improvement) per comparison is P(arm run > scratch run) + 0.5 P(tie), with a stratified bootstrap "
+        "interval (descriptive). Across the suite (descriptive): the interquartile mean of normalized AUC over "
+        "runs x pairs per kind of arm and per arm used in several pairs, its difference from scratch, "
+        "performance profiles and the probability of improvement averaged over pairs, all with stratified "
+        f"bootstrap intervals (2000 resamples, runs resampled within each pair); control pairs "
+        f"({', '.join(AGGREGATE_EXCLUDED_ROLES)}) are left out."),
+        f"A verdict and a profile need at least {s.min_seeds} seeds per arm (alpha = {s.alpha:g}). "
+        + PRIMARY_VERDICT,
     ]
     if any(p.curricula for p in s.pairs):
         parts.append(
@@ -376,12 +568,16 @@ def _methods(analysis: Analysis) -> str:
         )
     if det.enable:
         arms = "transfer and curriculum arms" if any(p.curricula for p in s.pairs) else "transfer arms"
-        parts.append(
-            f"Online detection on {arms}: each evaluation (averaged over the last "
-            f"{det.window}) is compared with the pair's scratch curves (one-sided confidence "
-            f"{det.confidence}, {det.patience} consecutive worse evaluations, not before evaluation "
-            f"{det.min_evals}); action `{det.action}`. {_ACTIONS[det.action]}"
-        )
+        if getattr(det, "rule", "per_look") == "sequential":
+            test = (f"the arm's runs are tested jointly against the pair's scratch curves at each evaluation "
+                    f"(averaged over the last {det.window}; Welch-Hsu t), with a false-alarm rate of at most "
+                    f"{getattr(det, 'alpha', s.alpha):g} per arm spent over the evaluations "
+                    f"({getattr(det, 'spending', 'pocock')} spending), not before evaluation {det.min_evals}")
+        else:
+            test = (f"each evaluation (averaged over the last {det.window}) is compared with the pair's scratch "
+                    f"curves (one-sided confidence {det.confidence}, {det.patience} consecutive worse evaluations, "
+                    f"not before evaluation {det.min_evals})")
+        parts.append(f"Online detection on {arms}: {test}; action `{det.action}`. {_ACTIONS[det.action]}")
     return " ".join(parts)
 
 
@@ -411,24 +607,31 @@ def write_runs_csv(analysis: Analysis, path: Path) -> None:
     atomic_write_text(path, buf.getvalue())
 
 
+#: The columns of ``comparisons.csv`` taken from each :class:`rltransfer.analysis.MetricComparison`.
+_COMPARISON_FIELDS = ("higher_is_better", "n_transfer", "n_scratch", "mean_transfer", "mean_scratch", "diff",
+                      "ci_low", "ci_high", "prob_improvement", "poi_low", "poi_high", "test", "p_value", "welch_p",
+                      "permutation_p", "holm_p", "profile_holm_p", "margin", "equivalence_p", "equivalent",
+                      "seeds_needed", "seeds_needed_equivalence", "censored_transfer", "censored_scratch",
+                      "logrank_p", "rmst_p", "tau")
+
+
 def write_comparisons_csv(analysis: Analysis, path: Path) -> None:
-    """``comparisons.csv``: one row per pair x strategy x metric (plus the transfer ratio); ``diff``,
-    ``ci_low`` and ``ci_high`` follow the sign convention (positive = the arm better)."""
-    cols = ["pair", "role", "strategy", "arm", "metric", "higher_is_better", "n_transfer", "n_scratch",
-            "mean_transfer", "mean_scratch", "diff", "ci_low", "ci_high", "prob_improvement", "poi_low",
-            "poi_high", "welch_p", "mann_whitney_p", "holm_p", "verdict"]
+    """``comparisons.csv``: one row per pair x arm x metric (plus the transfer ratio); ``diff``, ``ci_low`` and
+    ``ci_high`` follow the sign convention (positive = the arm better). ``verdict`` (the AUC verdict) is on the
+    AUC row, ``profile`` on every row of the comparison."""
+    cols = ["pair", "role", "strategy", "arm", "metric", *_COMPARISON_FIELDS, "verdict", "profile"]
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(cols)
     for r in analysis.results:
         for m, c in r.comparisons.items():
-            w.writerow([_cell(v) for v in (
-                r.pair, r.role, r.strategy, r.arm, m, int(c.higher_is_better), c.n_transfer, c.n_scratch,
-                c.mean_transfer, c.mean_scratch, c.diff, c.ci_low, c.ci_high, c.prob_improvement, c.poi_low,
-                c.poi_high, c.welch_p, c.mann_whitney_p, c.holm_p, r.label if m == "auc" else "")])
-        lo, hi = r.transfer_ratio[1], r.transfer_ratio[2]
-        w.writerow([_cell(v) for v in (r.pair, r.role, r.strategy, r.arm, "transfer_ratio", 1, r.n_runs, "", "", "",
-                                       r.transfer_ratio[0], lo, hi, "", "", "", "", "", "", "")])
+            values = [int(v) if isinstance(v, bool) else v for v in (getattr(c, f) for f in _COMPARISON_FIELDS)]
+            w.writerow([_cell(v) for v in (r.pair, r.role, r.strategy, r.arm, m, *values,
+                                           r.label if m == "auc" else "", r.profile)])
+        ratio = {"higher_is_better": 1, "n_transfer": r.n_runs, "diff": r.transfer_ratio[0],
+                 "ci_low": r.transfer_ratio[1], "ci_high": r.transfer_ratio[2]}
+        w.writerow([_cell(v) for v in (r.pair, r.role, r.strategy, r.arm, "transfer_ratio",
+                                       *(ratio.get(f, "") for f in _COMPARISON_FIELDS), "", r.profile)])
     atomic_write_text(path, buf.getvalue())
 
 
@@ -553,7 +756,7 @@ def interval_figure(results: Sequence[ArmResult], values: Sequence[tuple[float, 
         y = np.arange(len(results))[::-1]
         for row, (yi, r, (point, low, high)) in enumerate(zip(y, results, values)):
             color = colors.get(r.arm) or arm_colors([r.arm])[r.arm]
-            hollow = r.label not in ("positive", "negative")
+            hollow = r.label not in ("positive", "negative", "equivalent")
             style = {"marker": VERDICT_MARKERS.get(r.label, "o"), "color": color, "ms": 5, "ls": "none",
                      "mfc": "white" if hollow else color, "gid": f"arm_{row}_{r.arm}"}
             if math.isfinite(low) and math.isfinite(high):
@@ -579,8 +782,8 @@ def interval_figure(results: Sequence[ArmResult], values: Sequence[tuple[float, 
 def plot_intervals(results: Sequence[ArmResult], path: str | Path, alpha: float = 0.05,
                    formats: str | Sequence[str] | None = None, dpi: int = DEFAULT_DPI,
                    colors: Mapping[str, str] | None = None) -> list[Path]:
-    """Interval estimates: normalized AUC difference (arm - scratch) with its CI per pair x arm; returns the
-    files written."""
+    """Interval estimates: normalized AUC difference (arm - scratch) with its Welch-Hsu t interval per pair x arm;
+    returns the files written."""
     values = [(r.comparisons["auc"].diff, r.comparisons["auc"].ci_low, r.comparisons["auc"].ci_high)
               for r in results]
     if _has_curricula(results):
@@ -602,6 +805,133 @@ def plot_poi(results: Sequence[ArmResult], path: str | Path, alpha: float = 0.05
     fig = interval_figure(results, values, 0.5, f"P(arm run's AUC > scratch run's AUC) ({_level(alpha)} CI)",
                           "Probability of improvement (0.5: no difference)", xlim=(-0.03, 1.03), colors=colors)
     return save_figure(fig, stem, formats, dpi)
+
+
+def _km_steps(curve: KaplanMeierCurve, end: float) -> tuple[np.ndarray, ...]:
+    """A Kaplan-Meier curve as the vertices of its steps from 0 to ``end``: ``(x, y, low, high)``, to draw with
+    ``where="post"``."""
+    x = np.concatenate([[0.0], curve.times, [end]])
+    y = np.concatenate([[1.0], curve.survival, [curve.survival[-1] if curve.survival else 1.0]])
+    low = np.concatenate([[1.0], curve.low, [curve.low[-1] if curve.low else 1.0]])
+    high = np.concatenate([[1.0], curve.high, [curve.high[-1] if curve.high else 1.0]])
+    return x, y, low, high
+
+
+def _km_at(curve: KaplanMeierCurve, t: float) -> float:
+    """``S(t)`` of a right-continuous Kaplan-Meier step function."""
+    i = int(np.searchsorted(np.asarray(curve.times, dtype=float), t, side="right"))
+    return 1.0 if i == 0 else float(curve.survival[i - 1])
+
+
+def survival_figure(analysis: Analysis, colors: Mapping[str, str] | None = None) -> Any:
+    """Time to threshold as Kaplan-Meier curves, one panel per pair: the share of each arm's runs not yet at the
+    threshold against environment steps (scratch dashed), pointwise bands, ticks at censored runs; each panel's
+    title gives the threshold and each arm's log-rank p-value. One pair: a column wide, more: the text width."""
+    suite = analysis.suite
+    colors = dict(colors) if colors is not None else report_colors(analysis)
+    by_pair: dict[str, list[ArmResult]] = {}
+    for r in analysis.results:
+        if r.survival is not None:
+            by_pair.setdefault(r.pair, []).append(r)
+    if not by_pair:
+        raise ValueError(f"{analysis.out}: no comparison with time-to-threshold data to draw")
+    n = len(by_pair)
+    cols = min(3, n)
+    rows = math.ceil(n / cols)
+    width = COLUMN_WIDTH if cols == 1 else TEXT_WIDTH
+    with paper_style():
+        fig = new_figure(width, 1.0 + 2.2 * rows)
+        axes = fig.subplots(rows, cols, squeeze=False)
+        handles: dict[str, Any] = {}
+        for k, (ax, (pair, results)) in enumerate(zip(axes.flat, by_pair.items())):
+            first = results[0].survival
+            assert first is not None
+            end = max([first.tau, *first.scratch.censored_at, *first.scratch.times]
+                      + [t for r in results if r.survival for t in (*r.survival.transfer.censored_at,
+                                                                    *r.survival.transfer.times)])
+            curves = [(SCRATCH, first.scratch)] + [(r.arm, r.survival.transfer) for r in results if r.survival]
+            for arm, curve in curves:
+                color = colors.get(arm) or arm_colors([arm])[arm]
+                x, y, low, high = _km_steps(curve, end)
+                (line,) = ax.step(x, y, where="post", ls="--" if arm == SCRATCH else "-", color=color, label=arm,
+                                  gid=f"km_{k}_{arm}")
+                ax.fill_between(x, low, high, step="post", color=color, alpha=0.15, lw=0, gid=f"kmband_{k}_{arm}")
+                if curve.censored_at:
+                    ax.plot(curve.censored_at, [_km_at(curve, t) for t in curve.censored_at], ls="none",
+                            marker="|", ms=7, color=color, gid=f"censored_{k}_{arm}")
+                handles.setdefault(arm, line)
+            ax.axvline(first.tau, color="black", lw=0.8, ls=":")
+            tests = ", ".join(f"{r.arm}: {_p_is(r.comparisons['time_to_threshold'].logrank_p)}" for r in results)
+            title = f"{pair} (return >= {_f(first.threshold)})\nlog-rank {tests}"
+            ax.set_title(wrap_title(title, width / cols * 0.95, PAPER_RC["axes.titlesize"]))
+            ax.set_xlabel("environment steps")
+            if k % cols == 0:
+                ax.set_ylabel("runs not yet at threshold")
+            ax.set_ylim(-0.03, 1.03)
+            _steps_axis(ax)
+            ax.grid(alpha=0.3)
+        for ax in list(axes.flat)[n:]:
+            ax.set_visible(False)
+        fig.legend(handles=list(handles.values()), labels=list(handles), loc="outside lower center",
+                   ncols=min(len(handles), 4))
+        fig.suptitle(wrap_title(f"{suite.name}: time to threshold, Kaplan-Meier with {_level(suite.alpha)} bands "
+                                "(dotted: the budget)", width, PAPER_RC["figure.titlesize"]))
+    return fig
+
+
+def plot_survival(analysis: Analysis, path: str | Path, formats: str | Sequence[str] | None = None,
+                  dpi: int = DEFAULT_DPI, colors: Mapping[str, str] | None = None) -> list[Path]:
+    """Write :func:`survival_figure` to ``path`` (or beside it in each of ``formats``); returns the files."""
+    stem, formats = output_stem(path, formats)
+    return save_figure(survival_figure(analysis, colors), stem, formats, dpi)
+
+
+def performance_profile_figure(analysis: Analysis, colors: Mapping[str, str] | None = None) -> Any:
+    """Performance profiles of normalized AUC, one panel per group of :attr:`Analysis.aggregates`: the share of
+    the group's runs above each value with its band, against scratch on the same pairs (dashed)."""
+    aggregates = analysis.aggregates
+    if not aggregates:
+        raise ValueError(f"{analysis.out}: no suite aggregate to draw")
+    colors = dict(colors) if colors is not None else report_colors(analysis)
+    n = len(aggregates)
+    cols = min(3, n)
+    rows = math.ceil(n / cols)
+    width = COLUMN_WIDTH if cols == 1 else TEXT_WIDTH
+    with paper_style():
+        fig = new_figure(width, 1.0 + 2.2 * rows)
+        axes = fig.subplots(rows, cols, squeeze=False)
+        handles: dict[str, Any] = {}
+        for k, (ax, a) in enumerate(zip(axes.flat, aggregates)):
+            taus = np.asarray(a.taus)
+            for name, frac, low, high in ((SCRATCH, a.profile_scratch, a.profile_scratch_low, a.profile_scratch_high),
+                                          (a.group, a.profile_arm, a.profile_arm_low, a.profile_arm_high)):
+                color = colors.get(name) or arm_colors([name])[name]
+                (line,) = ax.plot(taus, frac, "--" if name == SCRATCH else "-", color=color, label=name,
+                                  gid=f"profile_{k}_{name}")
+                ax.fill_between(taus, low, high, color=color, alpha=0.18, lw=0, gid=f"profileband_{k}_{name}")
+                handles.setdefault(name, line)
+            title = f"{a.group} ({len(a.tasks)} pair(s), {a.runs_per_task} runs each)"
+            ax.set_title(wrap_title(title, width / cols * 0.95, PAPER_RC["axes.titlesize"]))
+            ax.set_xlabel("normalized AUC")
+            if k % cols == 0:
+                ax.set_ylabel("share of runs above")
+            ax.set_xlim(0, 1)
+            ax.set_ylim(-0.03, 1.03)
+            ax.grid(alpha=0.3)
+        for ax in list(axes.flat)[n:]:
+            ax.set_visible(False)
+        fig.legend(handles=list(handles.values()), labels=list(handles), loc="outside lower center",
+                   ncols=min(len(handles), 4))
+        fig.suptitle(wrap_title(f"{analysis.suite.name}: performance profiles of normalized AUC, "
+                                f"{_level(analysis.suite.alpha)} bands", width, PAPER_RC["figure.titlesize"]))
+    return fig
+
+
+def plot_performance_profiles(analysis: Analysis, path: str | Path, formats: str | Sequence[str] | None = None,
+                              dpi: int = DEFAULT_DPI, colors: Mapping[str, str] | None = None) -> list[Path]:
+    """Write :func:`performance_profile_figure` to ``path`` (or beside it in each of ``formats``)."""
+    stem, formats = output_stem(path, formats)
+    return save_figure(performance_profile_figure(analysis, colors), stem, formats, dpi)
 
 
 # ---------------------------------------------------------------------------------------------- TensorBoard
@@ -629,7 +959,7 @@ def write_tensorboard(analysis: Analysis, root: Path) -> None:
                 c = r.comparisons
                 hparams = {"pair": pair.name, "strategy": r.arm, "role": r.role, "budget": r.budget,
                            "seeds": r.n_runs, "target_env": pair.target.env,
-                           "target_params": str(pair.target.params), "verdict": r.label}
+                           "target_params": str(pair.target.params), "verdict": r.label, "profile": r.profile}
                 metrics = {f"benchmark/{m}_diff": _nan0(c[m].diff) for m in METRICS}
                 metrics["benchmark/prob_improvement"] = _nan0(c["auc"].prob_improvement)
                 metrics["benchmark/steps_saved"] = float(r.steps_saved)

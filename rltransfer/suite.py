@@ -25,6 +25,7 @@ from pydantic import Field, field_validator, model_validator
 from rltransfer import resources
 from rltransfer.config import (
     MAX_EVAL_EPISODES,
+    MAX_MAGNITUDE,
     MAX_NAME_CHARS,
     MAX_SEED,
     MAX_SEEDS,
@@ -45,12 +46,14 @@ __all__ = [
     "CURRICULUM_PREFIX",
     "DETECTION_FILE",
     "EXPECTED",
+    "EXPECTED_LABELS",
     "ROLES",
     "SCRATCH",
     "TASK_FILE",
     "CurriculumEntry",
     "DetectionSettings",
     "EvalSpec",
+    "Margins",
     "MetricsSettings",
     "PairSpec",
     "SourceSpec",
@@ -58,6 +61,7 @@ __all__ = [
     "Suite",
     "TargetSpec",
     "TrainSource",
+    "UntilDecided",
     "WrapperEntry",
     "check_suite",
     "load_suite",
@@ -66,8 +70,14 @@ __all__ = [
 ]
 
 ROLES = ("useful", "planted_negative", "null", "other")
-#: What each control role must come out as (checked in the report).
-EXPECTED = {"useful": "positive", "planted_negative": "negative", "null": "not positive"}
+#: What each control role must come out as (checked in the report): a useful pair "positive", a planted negative
+#: "negative"; a null control passes when it is called neither positive nor negative ("equivalent" within the
+#: margin, or "inconclusive").
+EXPECTED = {"useful": "positive", "planted_negative": "negative", "null": "equivalent or inconclusive"}
+#: The verdicts each role's expectation accepts.
+EXPECTED_LABELS: dict[str, tuple[str, ...]] = {
+    "useful": ("positive",), "planted_negative": ("negative",), "null": ("equivalent", "inconclusive"),
+}
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 #: The from-scratch arm of every pair (a strategy label may not take this name).
 SCRATCH = "scratch"
@@ -129,6 +139,13 @@ class TrainSource(Strict):
         description="train with this curriculum (a shipped name, or a curriculum .yaml file relative to the suite "
         "file); its family must be the source env's",
     )
+    source_seeds: Int | list[Seed] | None = Field(
+        default=None,
+        description="train the source once at each of several seeds, so that the variance from the source is "
+        "measured: a count n (seeds seed, seed + 1, ..., seed + n - 1) or a list of distinct seeds (then 'seed' "
+        "is the first). The k-th target seed of the suite starts from source k mod n; scratch runs are unchanged. "
+        "Unset (or one seed): one source, as before",
+    )
 
     @field_validator("training_wrappers", mode="before")
     @classmethod
@@ -136,6 +153,46 @@ class TrainSource(Strict):
         if isinstance(v, list):
             return [{"name": w} if isinstance(w, str) else w for w in v]
         return v
+
+    @model_validator(mode="before")
+    @classmethod
+    def _first_source_seed(cls, data: Any) -> Any:
+        """With a list of ``source_seeds``, ``seed`` is its first (given both, they must agree)."""
+        if not isinstance(data, dict) or not isinstance(data.get("source_seeds"), list) or not data["source_seeds"]:
+            return data
+        first = data["source_seeds"][0]
+        if "seed" in data and data["seed"] != first:
+            raise ValueError(
+                f"seed {short_repr(data['seed'])} and source_seeds {short_repr(data['source_seeds'])} disagree: with a "
+                "list of source_seeds, seed is its first; give the seeds in one place"
+            )
+        return {**data, "seed": first}
+
+    @field_validator("source_seeds")
+    @classmethod
+    def _source_seeds(cls, v: int | list[int] | None) -> int | list[int] | None:
+        if isinstance(v, int) and not 1 <= v <= MAX_SEEDS:
+            raise ValueError(f"source_seeds must be a count in [1, {MAX_SEEDS}] or a list, got {short_repr(v)}")
+        if isinstance(v, list) and (not v or len(v) > MAX_SEEDS or len(set(v)) != len(v)):
+            raise ValueError(
+                f"source_seeds must be a non-empty list of at most {MAX_SEEDS} distinct seeds, got {short_repr(v)}"
+            )
+        return v
+
+    @model_validator(mode="after")
+    def _seed_range(self) -> TrainSource:
+        if isinstance(self.source_seeds, int) and self.seed + self.source_seeds - 1 > MAX_SEED:
+            raise ValueError(f"source_seeds: seeds {self.seed}..{self.seed + self.source_seeds - 1} go past {MAX_SEED}")
+        return self
+
+    @property
+    def seed_list(self) -> list[int]:
+        """The seeds the source is trained at, in order (``[seed]`` without ``source_seeds``)."""
+        if self.source_seeds is None:
+            return [self.seed]
+        if isinstance(self.source_seeds, int):
+            return list(range(self.seed, self.seed + self.source_seeds))
+        return list(self.source_seeds)
 
 
 class SourceSpec(Strict):
@@ -239,6 +296,60 @@ class CurriculumEntry(Strict):
         return f"{CURRICULUM_PREFIX}{Path(self.name).stem}"
 
 
+#: What each margin is measured in, for error messages and the report.
+MARGIN_UNITS = {
+    "auc": "normalized AUC (a fraction of the return range)",
+    "jumpstart": "return units (first evaluation)",
+    "asymptotic": "return units (final performance)",
+    "time_to_threshold": "environment steps",
+}
+
+
+class Margins(Strict):
+    """Equivalence margins, one per metric, in that metric's units.
+
+    A margin is the largest difference from scratch that still counts as "no difference": a comparison is
+    *equivalent* when two one-sided tests put the difference inside ``(-margin, +margin)``
+    (:func:`rltransfer.statistics.tost`), and the planning figure says how many seeds per arm would detect a
+    difference of one margin, or show equivalence within it (:func:`rltransfer.statistics.seeds_for_margin`).
+    Declare them in advance: a margin chosen after seeing the data makes "equivalent" meaningless.
+
+    Unset metrics take their defaults: 0.05 normalized AUC, 5% of the target family's return range for the
+    jumpstart and the asymptotic return, 5% of the pair's budget for the time to threshold (compared as a
+    restricted mean up to the budget). Set at the suite's top level for every pair, or in a pair (overriding the
+    suite's, metric by metric: return units differ between families).
+
+    In YAML: ``margins: {auc: 0.05, jumpstart: 25, asymptotic: 25, time_to_threshold: 2000}``.
+    """
+
+    auc: Float | None = Field(default=None, description="normalized AUC, a fraction of the return range in (0, 1); "
+                              "default 0.05")
+    jumpstart: Float | None = Field(default=None, description="return units; default 5% of the return range")
+    asymptotic: Float | None = Field(default=None, description="return units; default 5% of the return range")
+    time_to_threshold: Float | None = Field(default=None, description="environment steps; default 5% of the budget")
+
+    @field_validator("auc", "jumpstart", "asymptotic", "time_to_threshold")
+    @classmethod
+    def _positive(cls, v: float | None, info: Any) -> float | None:
+        if v is None:
+            return v
+        name = info.field_name
+        if name == "auc" and not 0.0 < v < 1.0:
+            raise ValueError(
+                "the margin of normalized AUC must be a fraction of the return range in (0, 1), e.g. 0.05"
+            )
+        limit = MAX_STEPS if name == "time_to_threshold" else MAX_MAGNITUDE
+        if not 0.0 < v <= limit:
+            raise ValueError(
+                f"a margin must be a positive difference in {MARGIN_UNITS[name]}, at most {limit:g}"
+            )
+        return v
+
+    def declared(self) -> dict[str, float]:
+        """The margins set here, by metric."""
+        return {k: v for k, v in self.model_dump().items() if v is not None}
+
+
 class PairSpec(Strict):
     """One target task and the arms compared with scratch on it: transfer strategies from a source, and
     curricula (the target agent trained from scratch with a curriculum).
@@ -262,6 +373,9 @@ class PairSpec(Strict):
     budget: Int | None = Field(default=None, ge=1, le=MAX_STEPS, description="overrides the suite's budget for this pair")
     eval: EvalSpec | None = None
     threshold: Bounded | None = None
+    margins: Margins | None = Field(
+        default=None, description="equivalence margins of this pair, overriding the suite's metric by metric",
+    )
 
     @field_validator("name")
     @classmethod
@@ -339,11 +453,68 @@ class DetectionSettings(Strict):
 
     enable: bool = True
     action: Literal["warn", "stop", "fallback"] = "warn"
+    rule: Literal["sequential", "per_look"] = Field(
+        default="sequential", description="sequential: alpha spent over the evaluations, the arm's runs tested "
+        "jointly (false alarms <= alpha per arm); per_look: the old t check with patience (no error control)")
+    alpha: Float = Field(default=0.05, gt=0.0, lt=0.5, description="false-alarm rate per arm over the whole schedule")
+    spending: Literal["pocock", "obrien_fleming", "linear"] = "pocock"
     min_evals: Int = Field(default=3, ge=1, le=10_000)
-    confidence: Float = Field(default=0.975, gt=0.5, lt=1.0, description="one-sided, in (0.5, 1)")
-    patience: Int = Field(default=4, ge=1, le=10_000, description="consecutive worse evaluations before an alarm")
+    confidence: Float = Field(default=0.975, gt=0.5, lt=1.0, description="per_look rule only: one-sided, in (0.5, 1)")
+    patience: Int = Field(default=4, ge=1, le=10_000,
+                          description="per_look rule only: consecutive worse evaluations before an alarm")
     margin: Float = Field(default=0.0, ge=0.0, lt=1.0, description="fraction of the return range")
     window: Int = Field(default=1, ge=1, le=10_000, description="evaluations averaged on both sides")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _rule_of_older_suites(cls, data: Any) -> Any:
+        # before `rule` existed, confidence and patience were the only rule: a suite (or a stored
+        # suite.json) that sets them and names no rule keeps meaning it
+        if isinstance(data, dict) and "rule" not in data and ({"confidence", "patience"} & set(data)):
+            return {**data, "rule": "per_look"}
+        return data
+
+    @model_validator(mode="after")
+    def _rule_settings(self) -> DetectionSettings:
+        # a dumped suite.json carries every field at its default: only a changed value would be ignored
+        given = sorted(k for k in ("confidence", "patience")
+                       if getattr(self, k) != type(self).model_fields[k].default)
+        if self.rule == "sequential" and given:
+            raise ValueError(f"{' and '.join(given)} {'is a setting' if len(given) == 1 else 'are settings'} of "
+                             "rule: per_look (add it, or leave them out); the sequential rule takes alpha (false "
+                             "alarms per arm) and spending")
+        return self
+
+
+class UntilDecided(Strict):
+    """Seeds added in rounds until each comparison is decided (a group-sequential design,
+    :mod:`rltransfer.sequential`).
+
+    Every arm-versus-scratch comparison is first judged on ``first`` seeds per arm; each round adds ``round``
+    seeds per arm to the comparisons still undecided on the primary metric (normalized AUC), up to the suite's
+    ``seeds`` (the most a comparison gets, in their order). A comparison stops when its p-value falls below the
+    look's level from the ``spending`` function, so that the total false-verdict rate stays at most ``alpha``
+    however early it stops. In YAML: ``until_decided: {first: 3, round: 2}`` (or ``until_decided: true``).
+    """
+
+    first: Int | None = Field(default=None, ge=2, le=MAX_SEEDS,
+                              description="seeds per arm at the first look (default: min_seeds)")
+    round: Int = Field(default=2, ge=1, le=MAX_SEEDS, description="seeds per arm added to undecided comparisons "
+                       "each round")
+    spending: Literal["obrien-fleming", "pocock", "bonferroni"] = Field(
+        default="obrien-fleming",
+        description="alpha-spending function over the looks: obrien-fleming (stops only on very clear comparisons, "
+        "keeps the power at the last look), pocock (stops earlier, less power at the end), bonferroni (alpha / looks)",
+    )
+
+    def first_of(self, suite: Suite) -> int:
+        """Seeds per arm at the first look."""
+        return suite.min_seeds if self.first is None else self.first
+
+    def looks(self, suite: Suite) -> tuple[int, ...]:
+        """Seeds per arm at each look: ``first``, ``first + round``, ..., the suite's number of seeds."""
+        first, total = self.first_of(suite), len(suite.seed_list)
+        return (*range(first, total, self.round), total)
 
 
 class Suite(Strict):
@@ -362,10 +533,20 @@ class Suite(Strict):
     detection: DetectionSettings = Field(default_factory=DetectionSettings)
     min_seeds: Int = Field(default=3, ge=2, le=MAX_SEEDS)
     alpha: Float = Field(default=0.05, gt=0.0, lt=1.0)
+    margins: Margins = Field(
+        default_factory=Margins,
+        description="equivalence margins per metric, in each metric's units (default: 0.05 normalized AUC, 5% of "
+        "the return range, 5% of the budget)",
+    )
     save_freq: Int | None = Field(
         default=10_000, ge=1, le=MAX_STEPS,
         description="checkpoint every run every this many env steps, so an interrupted benchmark resumes its runs "
         "where they were (null: no checkpoints; interrupted runs start over)",
+    )
+    until_decided: UntilDecided | None = Field(
+        default=None,
+        description="add seeds in rounds until each comparison is decided, up to 'seeds' (unset: every comparison "
+        "gets all the seeds)",
     )
     pairs: list[PairSpec] = Field(min_length=1, max_length=1000)
     source_file: str = Field(default="", exclude=True)
@@ -381,12 +562,36 @@ class Suite(Strict):
             )
         return v
 
+    @field_validator("until_decided", mode="before")
+    @classmethod
+    def _until_decided_flag(cls, v: Any) -> Any:
+        if v is True:
+            return {}
+        return None if v is False else v
+
     @model_validator(mode="after")
     def _unique(self) -> Suite:
         names = [p.name for p in self.pairs]
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
             raise ValueError(f"pair names must be unique, got {short_repr(dup)} more than once")
+        return self
+
+    @model_validator(mode="after")
+    def _sequential(self) -> Suite:
+        if self.until_decided is None:
+            return self
+        first, total = self.until_decided.first_of(self), len(self.seed_list)
+        if first < self.min_seeds:
+            raise ValueError(
+                f"until_decided.first ({first}) is below min_seeds ({self.min_seeds}): a look with fewer seeds could "
+                f"not decide anything; use first >= {self.min_seeds}"
+            )
+        if first > total:
+            raise ValueError(
+                f"until_decided: the first look needs {first} seeds per arm but the suite has {total} ('seeds' is the "
+                f"most a comparison gets); raise seeds to at least {first} or lower until_decided.first"
+            )
         return self
 
     @property
@@ -398,6 +603,11 @@ class Suite(Strict):
 
     def eval_of(self, pair: PairSpec) -> EvalSpec:
         return pair.eval or self.eval
+
+    def margins_of(self, pair: PairSpec) -> dict[str, float]:
+        """The margins declared for ``pair``: the suite's, overridden metric by metric by the pair's (metrics
+        left unset are not in the result: the analysis gives them their defaults)."""
+        return {**self.margins.declared(), **(pair.margins.declared() if pair.margins is not None else {})}
 
     def pair(self, name: str) -> PairSpec:
         for p in self.pairs:
@@ -493,6 +703,29 @@ def _check_curriculum(name: str, family: Any, loc: str) -> None:
         raise ConfigError(f"{loc}: {exc}") from None
 
 
+def _check_margins(suite: Suite, pair: PairSpec, family: Any, loc: str) -> None:
+    """The margins of a pair against its target's return range and its budget: a margin as wide as the whole
+    range would make every comparison "equivalent". ``loc`` names the pair (``file: pairs.0 (name)``)."""
+    low, high = (float(v) for v in family.return_range)
+    width = high - low
+    own = pair.margins.declared() if pair.margins is not None else {}
+    where = suite.source_file or suite.name
+    for metric, value in suite.margins_of(pair).items():
+        key = f"{loc}.margins.{metric}" if metric in own else f"{where}: margins.{metric} (pair {pair.name})"
+        if metric in ("jumpstart", "asymptotic") and value >= width:
+            raise ConfigError(
+                f"{key}: {value:g} is at least the whole return range of {family.name!r} ({low:g} to {high:g}), "
+                f"so every comparison would be equivalent; use a margin well inside it, e.g. {0.05 * width:.3g} "
+                "(5% of the range)"
+            )
+        if metric == "time_to_threshold" and value >= suite.budget_of(pair):
+            raise ConfigError(
+                f"{key}: {value:g} steps is at least the pair's budget ({suite.budget_of(pair):,} steps), so every "
+                f"comparison would be equivalent; use a margin well inside it, e.g. {0.05 * suite.budget_of(pair):.3g} "
+                "(5% of the budget)"
+            )
+
+
 def check_suite(suite: Suite) -> None:
     """Resolve every name the suite uses (families, variants, randomization presets, agents, parameters,
     policy files, curricula)."""
@@ -516,6 +749,7 @@ def check_suite(suite: Suite) -> None:
                 load_agent(pair.agent, family.name)
             except RLTransferError as exc:
                 raise ConfigError(f"{loc}.agent: {exc}") from None
+        _check_margins(suite, pair, family, loc)
         for j, entry in enumerate(pair.curricula):
             _check_curriculum(entry.name, family, f"{where}: pairs.{i}.curricula.{j} (pair {pair.name})")
         if pair.source is None:
@@ -550,16 +784,25 @@ def check_suite(suite: Suite) -> None:
 def save_suite(suite: Suite, out: Path) -> None:
     """Write the validated suite to ``out/suite.json`` (what reports are rendered from).
 
-    Curriculum keys left at their defaults (no ``curricula``, no source ``curriculum``) are not written, so a
-    suite without curricula is stored exactly as before they existed (and older versions can read it).
+    Curriculum keys left at their defaults (no ``curricula``, no source ``curriculum``), margins not declared,
+    and ``until_decided`` and a source's ``source_seeds`` when unset are not written, so a suite without them is stored exactly as before they existed (and older versions can
+    read it).
     """
     data = suite.model_dump(mode="json")
+    if not suite.margins.declared():
+        data.pop("margins", None)
+    if suite.until_decided is None:
+        data.pop("until_decided", None)
     for pair in data["pairs"]:
         if not pair.get("curricula"):
             pair.pop("curricula", None)
+        if not any(v is not None for v in (pair.get("margins") or {}).values()):
+            pair.pop("margins", None)
         train = (pair.get("source") or {}).get("train")
         if train is not None and train.get("curriculum") is None:
             train.pop("curriculum", None)
+        if train is not None and train.get("source_seeds") is None:
+            train.pop("source_seeds", None)
     atomic_write_json(out / "suite.json", {"source_file": suite.source_file, **data})
 
 

@@ -1,6 +1,7 @@
-"""Tests for rltransfer/analysis.py's run counts (:func:`count_runs`) and what report.json holds, on hand-made
-benchmark folders: the suite is expanded as the runner expands it and every run directory is written here
-(no training).
+"""Tests for rltransfer/analysis.py's run counts (:func:`count_runs`), what report.json holds, the margins a suite
+declares (rltransfer/suite.py) and how control pairs are checked, on hand-made benchmark folders: the suite is
+expanded as the runner expands it and every run directory is written here (no training). Verdicts, profiles,
+equivalence, time to threshold and aggregates on hand-made curves are in tests/test_report.py.
 
 ``stored_benchmark`` and ``write_session`` are also used by tests/test_report.py.
 """
@@ -13,10 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from rltransfer.analysis import analyze, count_runs
+from rltransfer.analysis import ArmResult, analyze, count_runs, resolved_margins
 from rltransfer.benchmark import Suite, Task, expand, save_suite, scratch_owners_of
 from rltransfer.config import validate
+from rltransfer.errors import ConfigError
 from rltransfer.rundir import atomic_write_json, write_status
+from rltransfer.suite import check_suite, stored_suite
 from rltransfer.training import EvalCurve
 
 BUDGET = 1000
@@ -145,3 +148,79 @@ def test_report_json_has_its_conventions_and_no_negative_zero(tmp_path: Path) ->
     assert data["run_counts"]["summary"].startswith("13 runs (1 source, 3 scratch, 9 transfer): 13 finished")
     text = json.dumps(data)
     assert "-0.0," not in text and "-0.0}" not in text and "-0.0]" not in text
+
+
+# ------------------------------------------------------------------------------------ margins in the suite
+
+def margin_suite(margins: object = None, pair_margins: object = None, policy: str = "a.zip") -> dict:
+    pair = {"name": "p", "source": {"policy": policy}, "target": {"env": "cartpole"}, "strategies": ["finetune"]}
+    if pair_margins is not None:
+        pair["margins"] = pair_margins
+    data = {"name": "m", "seeds": 3, "budget": BUDGET, "eval": {"freq": 100}, "pairs": [pair]}
+    if margins is not None:
+        data["margins"] = margins
+    return data
+
+
+@pytest.mark.parametrize(("margins", "message"), [
+    ({"auc": -0.1}, r"margins\.auc: the margin of normalized AUC must be a fraction of the return range in \(0, 1\)"),
+    ({"auc": 1.0}, r"margins\.auc: .*in \(0, 1\), e\.g\. 0\.05 \(got 1\.0\)"),
+    ({"jumpstart": 0}, r"margins\.jumpstart: a margin must be a positive difference in return units"),
+    ({"time_to_threshold": -5}, r"margins\.time_to_threshold: .*positive difference in environment steps"),
+    ({"asymptotic": True}, r"margins\.asymptotic: expected a number, not true/false"),
+    ({"auc": float("nan")}, r"margins\.auc: .*NaN and infinity are not allowed"),
+    ({"AUC": 0.05}, r"unknown key 'margins\.AUC'.* Valid keys here: auc, jumpstart, asymptotic, time_to_threshold"),
+])
+def test_bad_margins_are_refused_naming_the_key_and_the_value(margins: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        validate(Suite, margin_suite(margins), "suite.yaml")
+    with pytest.raises(ConfigError, match=message.replace(r"margins\.", r"pairs\.0\.margins\.")):
+        validate(Suite, margin_suite(pair_margins=margins), "suite.yaml")
+
+
+def test_margins_as_wide_as_the_range_or_the_budget_are_refused(tmp_path: Path) -> None:
+    policy = tmp_path / "a.zip"
+    policy.write_bytes(b"")
+    suite = validate(Suite, margin_suite(pair_margins={"jumpstart": 500}, policy=str(policy)), "s.yaml")
+    with pytest.raises(ConfigError, match=r"pairs\.0 \(p\)\.margins\.jumpstart: 500 is at least the whole return "
+                                          r"range of 'cartpole' \(0 to 500\).* e\.g\. 25 \(5% of the range\)"):
+        check_suite(suite)
+    suite = validate(Suite, margin_suite({"time_to_threshold": BUDGET}, policy=str(policy)), "s.yaml")
+    with pytest.raises(ConfigError, match=r"margins\.time_to_threshold \(pair p\): 1000 steps is at least the "
+                                          r"pair's budget"):
+        check_suite(suite)
+    check_suite(validate(Suite, margin_suite({"jumpstart": 499, "time_to_threshold": 999}, policy=str(policy)), "s"))
+
+
+def test_margins_resolve_pair_over_suite_over_defaults() -> None:
+    suite = validate(Suite, margin_suite(), "s")
+    assert resolved_margins(suite, suite.pairs[0], (0.0, 500.0)) == {
+        "jumpstart": 25.0, "asymptotic": 25.0, "auc": 0.05, "time_to_threshold": 50.0}
+    suite = validate(Suite, margin_suite({"auc": 0.02, "jumpstart": 10}, {"jumpstart": 5, "time_to_threshold": 200}),
+                     "s")
+    assert suite.margins_of(suite.pairs[0]) == {"auc": 0.02, "jumpstart": 5.0, "time_to_threshold": 200.0}
+    assert resolved_margins(suite, suite.pairs[0], (-100.0, 100.0)) == {
+        "jumpstart": 5.0, "asymptotic": 10.0, "auc": 0.02, "time_to_threshold": 200.0}
+
+
+def test_a_suite_without_margins_is_stored_as_before(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    save_suite(validate(Suite, margin_suite(), "s"), tmp_path / "a")
+    data = json.loads((tmp_path / "a" / "suite.json").read_text())
+    assert "margins" not in data and "margins" not in data["pairs"][0]
+    (tmp_path / "b").mkdir()
+    save_suite(validate(Suite, margin_suite({"auc": 0.02}, {"jumpstart": 5}), "s"), tmp_path / "b")
+    back = stored_suite(tmp_path / "b")
+    assert back.margins.declared() == {"auc": 0.02} and back.margins_of(back.pairs[0]) == {"auc": 0.02, "jumpstart": 5}
+
+
+@pytest.mark.parametrize(("role", "label", "ok"), [
+    ("null", "equivalent", True), ("null", "inconclusive", True), ("null", "negative", False),
+    ("null", "positive", False), ("useful", "positive", True), ("useful", "equivalent", False),
+    ("planted_negative", "negative", True), ("planted_negative", "inconclusive", False), ("other", "positive", None),
+])
+def test_a_null_control_passes_when_it_is_neither_positive_nor_negative(role: str, label: str, ok: bool | None) -> None:
+    r = ArmResult("p", "finetune", "finetune", role, label, "", float("nan"), {}, (0.0, 0.0, 0.0), 0, 0, 0, 1, 1)
+    assert r.control_ok is ok
+    assert r.expected == {"null": "equivalent or inconclusive", "useful": "positive",
+                          "planted_negative": "negative"}.get(role)

@@ -38,7 +38,8 @@ def tiny_suite(folder: Path, **overrides: object) -> Path:
         "budget": 384,
         "eval": {"freq": 128, "episodes": 2},
         "min_seeds": 2,
-        "detection": {"enable": True, "action": "stop", "min_evals": 1, "patience": 1, "confidence": 0.6},
+        "detection": {"enable": True, "action": "stop", "rule": "per_look", "min_evals": 1, "patience": 1,
+                      "confidence": 0.6},
         "pairs": [
             {"name": "useful", "role": "useful", "agent": "tiny_ppo.yaml",
              "source": {"train": {"env": "cartpole", "agent": "tiny_ppo.yaml", "steps": 256}},
@@ -360,7 +361,8 @@ def test_kill_and_resume_gives_the_same_report(tiny_runs: tuple[Path, Path, Path
 
 
 def test_detector_fallback_trains_from_scratch_after_the_alarm(tmp_path: Path) -> None:
-    path = tiny_suite(tmp_path, detection={"action": "fallback", "min_evals": 1, "patience": 1, "confidence": 0.6})
+    path = tiny_suite(tmp_path, detection={"action": "fallback", "rule": "per_look", "min_evals": 1, "patience": 1,
+                                                  "confidence": 0.6})
     data = yaml.safe_load(path.read_text())
     data["pairs"] = data["pairs"][1:]  # the planted pair only
     write_yaml(path, data)
@@ -375,7 +377,9 @@ def test_detector_fallback_trains_from_scratch_after_the_alarm(tmp_path: Path) -
         det = json.loads((run / "detection.json").read_text())
         assert det["fallback"]["steps"] == 384 - det["alarm_step"] and det["steps_saved"] == 0
         assert (run / "fallback" / "status.json").exists()
-        assert record.steps[-1] >= 384 and record.stopped_early  # transfer curve, then the fallback's
+        # its own curve, ending where the detector stopped it (the fallback's is in its own run directory,
+        # never spliced on: the comparison puts every run on the span all of them reached)
+        assert record.steps[-1] < 384 and record.stopped_early
 
 
 def test_ray_backend_gives_the_same_results(tiny_runs: tuple[Path, Path, Path], tmp_path: Path) -> None:
@@ -401,7 +405,7 @@ def test_quick_suite_controls(tmp_path: Path) -> None:
         by_role.setdefault(r.role, []).append(r.label)
     assert by_role["planted_negative"] and all(v == "negative" for v in by_role["planted_negative"]), by_role
     assert by_role["useful"] and all(v == "positive" for v in by_role["useful"]), by_role
-    assert by_role["null"] and all(v != "positive" for v in by_role["null"]), by_role
+    assert by_role["null"] and all(v in ("equivalent", "inconclusive") for v in by_role["null"]), by_role
     planted = [r for r in analysis.results if r.role == "planted_negative"]
     assert sum(r.alarms for r in planted) >= 1, "the online detector raised at least one alarm on the planted pair"
     assert np.isfinite(analysis.wall_time)

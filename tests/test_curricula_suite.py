@@ -63,7 +63,8 @@ def suite_file(folder: Path, pairs: list[dict], **overrides: object) -> Path:
     data = {
         "name": "tiny-curricula", "seeds": 2, "budget": 384, "eval": {"freq": 128, "episodes": 2},
         "min_seeds": 2,
-        "detection": {"enable": True, "action": "warn", "min_evals": 1, "patience": 1, "confidence": 0.6},
+        "detection": {"enable": True, "action": "warn", "rule": "per_look", "min_evals": 1, "patience": 1,
+                      "confidence": 0.6},
         "pairs": pairs,
     }
     data.update(overrides)
@@ -275,7 +276,7 @@ def test_a_tiny_curriculum_benchmark_reports_its_curriculum_arms(tmp_path: Path)
     assert result.executed == 6
     out = tmp_path / "out"
     assert set(result.verdicts) == {("longer", "cartpole-length"), ("longer", "quick")}
-    assert set(result.verdicts.values()) <= {"positive", "negative", "inconclusive"}
+    assert set(result.verdicts.values()) <= {"positive", "negative", "equivalent", "inconclusive"}
     run = out / "runs" / "longer" / "quick" / "seed0"
     assert json.loads((run / "task.json").read_text())["kind"] == "curriculum"
     assert (run / "detection.json").is_file(), "online detection against the scratch runs"
@@ -285,7 +286,9 @@ def test_a_tiny_curriculum_benchmark_reports_its_curriculum_arms(tmp_path: Path)
     by_arm = {r["arm"]: r for r in report["results"]}
     assert by_arm["quick"]["kind"] == "curriculum" and by_arm["quick"]["strategy"] == "curriculum:quick-length"
     assert by_arm["cartpole-length"]["strategy"] == "curriculum:cartpole-length"
-    assert all(r["label"] in ("positive", "negative", "inconclusive") for r in report["results"])
+    assert all(r["label"] in ("positive", "negative", "equivalent", "inconclusive") for r in report["results"])
+    assert all(r["profile"] in ("better", "worse", "jumpstart only", "crossover", "slow start", "equivalent",
+                                "inconclusive") for r in report["results"])
     assert by_arm["quick"]["comparisons"]["auc"]["n_transfer"] == 2 == by_arm["quick"]["comparisons"]["auc"]["n_scratch"]
     md = (out / "report.md").read_text()
     assert "| pair | role | arm | runs |" in md
@@ -301,7 +304,7 @@ def test_a_tiny_curriculum_benchmark_reports_its_curriculum_arms(tmp_path: Path)
 
 
 def test_the_detectors_fallback_on_a_curriculum_arm_trains_without_it(tmp_path: Path) -> None:
-    detection = {"action": "fallback", "min_evals": 1, "patience": 1, "confidence": 0.6}
+    detection = {"action": "fallback", "rule": "per_look", "min_evals": 1, "patience": 1, "confidence": 0.6}
     path = suite_file(tmp_path, [curriculum_pair(curricula=["quick-length.yaml"])], detection=detection)
     result = run_suite(path, tmp_path / "out", workers=1, progress=False)
     assert not result.failed and result.analysis is not None

@@ -119,7 +119,8 @@ def test_detect_and_eval_scalars_land_on_the_same_steps(tmp_path: Path) -> None:
                                   eval_episodes=2), tmp_path / f"scratch{s}") for s in range(2)]
     spec = transfer_spec(src.run_dir, "cartpole", steps=256, agent=tiny("ppo", "cartpole"), eval_freq=64,
                          eval_episodes=2)
-    settings = {"enable": True, "action": "warn", "min_evals": 1, "confidence": 0.9, "patience": 1, "margin": 0.0,
+    settings = {"enable": True, "action": "warn", "rule": "per_look", "min_evals": 1, "confidence": 0.9, "patience": 1,
+                "margin": 0.0,
                 "window": 1}
     spec = spec.model_copy(update={"detection": DetectionSpec(settings=settings,
                                                               reference=tuple(str(r.run_dir) for r in scratch))})

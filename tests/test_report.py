@@ -20,7 +20,16 @@ from rltransfer.cli import main
 from rltransfer.config import validate
 from rltransfer.errors import ConfigError
 from rltransfer.plots import COLUMN_WIDTH, TEXT_WIDTH
-from rltransfer.report import curves_figure, interval_figure, mean_ci_band, report_colors, write_report
+from rltransfer.report import (
+    curves_figure,
+    format_ci,
+    interval_figure,
+    mean_ci_band,
+    performance_profile_figure,
+    report_colors,
+    survival_figure,
+    write_report,
+)
 from rltransfer.rundir import atomic_write_json, write_status
 from rltransfer.training import EvalCurve
 
@@ -254,7 +263,7 @@ def test_no_negative_zero_anywhere(bench: Path) -> None:
     for name in ("report.md", "report.json", "comparisons.csv", "runs.csv"):
         text = (bench / name).read_text()
         assert not NEGATIVE_ZERO.search(text), f"{name}: {NEGATIVE_ZERO.search(text)!r}"
-    assert "| 0 [0, 0] (censored 5/5 vs 5/5) |" in (bench / "report.md").read_text()
+    assert "| 0 [0, 0] (censored 5/5 vs 5/5; log-rank p=1.000) |" in (bench / "report.md").read_text()
 
 
 def test_intervals_are_stated_at_the_suites_level(tmp_path: Path) -> None:
@@ -382,7 +391,8 @@ def test_plots_in_every_format_asked_for_and_linked(bench: Path) -> None:
         write_report(bench, formats="png,eps")
     assert not (bench / "report.md").exists(), "checked before anything is written"
     write_report(bench, formats=("pdf", "svg"), dpi=300)
-    for stem in ("learning_curves", "auc_difference", "probability_of_improvement"):
+    for stem in ("learning_curves", "auc_difference", "probability_of_improvement", "time_to_threshold",
+                 "performance_profiles"):
         assert (bench / f"{stem}.pdf").read_bytes().startswith(b"%PDF")
         assert (bench / f"{stem}.svg").read_bytes().startswith(b"<?xml")
         assert not (bench / f"{stem}.png").exists()
@@ -392,3 +402,232 @@ def test_plots_in_every_format_asked_for_and_linked(bench: Path) -> None:
     write_report(bench, formats="png,pdf")
     md = (bench / "report.md").read_text()
     assert "![Learning curves](learning_curves.png)" in md and "(learning_curves.svg)" not in md
+
+
+# ------------------------------------------------------------------- equivalence, profiles, time to threshold
+
+
+def flat_ramp(seed: int, offset: float = 0.0) -> list[float]:
+    """A smooth CartPole ramp from ~10 to ~250, shifted by ``seed`` (tiny spread across seeds) and ``offset``."""
+    return [10.0 + 240.0 * s / BUDGET + seed + offset for s in STEPS]
+
+
+def test_a_null_pair_within_its_margins_is_equivalent(tmp_path: Path) -> None:
+    """Arm and scratch differ by half a return everywhere, with a spread of a few returns: every metric is inside its
+    margin (AUC 0.05, returns 25 = 5% of CartPole's range), so the verdict and the profile say "equivalent"."""
+    from rltransfer import statistics as st
+
+    out = one_pair_bench(tmp_path / "b", {"scratch": [flat_ramp(s) for s in range(5)],
+                                          "finetune": [flat_ramp(s, 0.5) for s in range(5)]},
+                         pairs=[{"name": "p", "role": "null", "source": {"policy": "a.zip"},
+                                 "target": {"env": "cartpole"}, "strategies": ["finetune"]}])
+    analysis = write_report(out)
+    (r,) = analysis.results
+    assert (r.label, r.profile, r.control_ok) == ("equivalent", "equivalent", True)
+    assert r.margin == 0.05 and r.equivalence_p < 0.05 and "two one-sided tests" in r.reason
+    auc = r.comparisons["auc"]
+    t = np.array([x.metrics["auc"] for x in analysis.runs_of("p", "finetune")])
+    s = np.array([x.metrics["auc"] for x in analysis.runs_of("p", "scratch")])
+    assert auc.equivalent and auc.equivalence_p == pytest.approx(st.tost(t, s, 0.05).p_value)
+    assert all(r.comparisons[m].equivalent for m in ("jumpstart", "asymptotic", "auc"))
+    assert r.comparisons["jumpstart"].margin == 25.0 and r.comparisons["time_to_threshold"].margin == 50.0
+    md = (out / "report.md").read_text()
+    row = _cells(md, "| p | null | finetune |")
+    header = _cells(md, "| pair | role | strategy |")
+    assert row[header.index("verdict")] == "**equivalent** ✓ expected equivalent or inconclusive"
+    assert row[header.index("profile")] == "**equivalent**"
+    assert row[header.index("equivalence (AUC)")].startswith("shown within ±0.05 (TOST p")
+    assert row[header.index("seeds per arm to decide (detect / equivalence)")] == "-"
+    assert "Control comparisons (pair x arm) as expected: 1 of 1" in md
+
+
+def test_an_undecided_null_pair_says_how_many_seeds_equivalence_would_take(tmp_path: Path) -> None:
+    """The planning figure comes from the runs' pooled sd and the margin (seeds_for_margin), not the observed
+    effect: with a spread of ~0.1 normalized AUC, tens of seeds per arm."""
+    from rltransfer import statistics as st
+
+    finals = {"scratch": [100, 300, 200, 400, 250], "finetune": [300, 150, 350, 200, 250]}
+    arms = {arm: [[10 + (f - 10) * k / (len(STEPS) - 1) for k in range(len(STEPS))] for f in fs]
+            for arm, fs in finals.items()}
+    out = one_pair_bench(tmp_path / "b", arms, pairs=[{"name": "p", "role": "null", "source": {"policy": "a.zip"},
+                                                       "target": {"env": "cartpole"}, "strategies": ["finetune"]}])
+    analysis = write_report(out)
+    (r,) = analysis.results
+    assert (r.label, r.profile, r.control_ok) == ("inconclusive", "inconclusive", True)
+    t = np.array([x.metrics["auc"] for x in analysis.runs_of("p", "finetune")])
+    s = np.array([x.metrics["auc"] for x in analysis.runs_of("p", "scratch")])
+    sd = st.pilot_sd(t, s)
+    want_eq = st.seeds_for_margin(sd, 0.05, goal="equivalence")
+    want = st.seeds_for_margin(sd, 0.05)
+    assert r.seeds_needed_equivalence == want_eq and r.seeds_needed == want and 10 < want_eq < 1000
+    md = (out / "report.md").read_text()
+    row = _cells(md, "| p | null | finetune |")
+    header = _cells(md, "| pair | role | strategy |")
+    assert row[header.index("seeds per arm to decide (detect / equivalence)")] == f"~{int(want)} / ~{int(want_eq)}"
+    assert row[header.index("equivalence (AUC)")].startswith("not shown within ±0.05")
+    assert f"to show equivalence within +-0.05 ~{int(want_eq)}" in md, "the verdict's reason says it too"
+    data = json.loads((out / "report.json").read_text())
+    assert data["results"][0]["seeds_needed_equivalence"] == want_eq
+
+
+def test_profiles_name_a_head_start_and_a_crossover(tmp_path: Path) -> None:
+    """``finetune`` starts at 400 and stays there while scratch climbs to 400 by mid-budget (a head start only);
+    ``freeze`` starts at 400 and decays to 100 (better early, worse later: a crossover). Holm runs over 2 arms x 3
+    metrics."""
+    from rltransfer import statistics as st
+
+    wiggle = [0.0, 2.0, -2.0, 1.0, -1.0]
+    n = len(STEPS) - 1
+    scratch = [[min(400.0, 10 + 780 * k / n) + wiggle[s] for k in range(n + 1)] for s in range(5)]
+    head = [[400 + wiggle[(s + 2) % 5]] * (n + 1) for s in range(5)]
+    cross = [[400 - 300 * k / n + wiggle[(s + 1) % 5] for k in range(n + 1)] for s in range(5)]
+    out = one_pair_bench(tmp_path / "b", {"scratch": scratch, "finetune": head, "freeze": cross})
+    analysis = write_report(out)
+    profiles = {r.arm: r.profile for r in analysis.results}
+    assert profiles == {"finetune": "jumpstart only", "freeze": "crossover"}
+    assert {r.arm: r.label for r in analysis.results}["finetune"] == "positive", "the AUC alone says positive"
+    raw = [st.welch_p(np.array([x.metrics[k] for x in analysis.runs_of("p", arm)]),
+                      np.array([x.metrics[k] for x in analysis.runs_of("p", "scratch")]))
+           for arm in ("finetune", "freeze") for k in ("initial", "auc", "asymptotic")]
+    adjusted = st.holm(np.array(raw))
+    got = [r.comparisons[m].profile_holm_p for r in analysis.results for m in ("jumpstart", "auc", "asymptotic")]
+    assert got == pytest.approx(adjusted.tolist())
+    md = (out / "report.md").read_text()
+    assert "Profile **jumpstart only**: a head start only" in md and "Profile **crossover**: crossover" in md
+
+
+def test_profiles_agree_with_profile_suite_when_the_pairs_share_a_return_range(bench: Path) -> None:
+    from rltransfer import statistics as st
+
+    analysis = analyze(bench)
+
+    def metrics(pair: str, arm: str) -> dict[str, np.ndarray]:
+        return {k: np.array([x.metrics[k] for x in analysis.runs_of(pair, arm)]) for k in st.PROFILE_METRICS}
+
+    want = st.profile_suite({(r.pair, r.arm): (metrics(r.pair, r.arm), metrics(r.pair, "scratch"))
+                             for r in analysis.results}, return_range=(0.0, 500.0))
+    assert {(r.pair, r.arm): r.profile for r in analysis.results} == {k: v.label for k, v in want.items()}
+    assert {(r.pair, r.arm): r.profile for r in analysis.results}[("bad", "finetune")] == "worse"
+
+
+def test_time_to_threshold_by_kaplan_meier_log_rank_and_restricted_means(tmp_path: Path) -> None:
+    """The arm reaches the threshold at steps 300, 300 and 500; scratch at 600 and twice never (censored at the
+    budget, 1000). By hand: restricted means up to tau = 1000 are (300 + 300 + 500) / 3 = 366.7 and 600 + 400 * 2/3
+    = 866.7 (Kaplan-Meier: 2/3 of scratch runs still short of it after 600); their difference, 500 steps sooner,
+    has the t interval of min(T, tau) on 2 df; the permutation log-rank test is exact over the C(6, 3) = 20 splits,
+    and only the observed one and its mirror are as extreme: p = 2/20. Filling censored runs with the budget and
+    comparing means is what the report used to do."""
+    from scipy import stats
+
+    never = [100.0 + k for k in range(len(STEPS))]
+    out = one_pair_bench(tmp_path / "b", {"scratch": [reaching(600, 0), never, never],
+                                          "finetune": [reaching(300, 0), reaching(300, 1), reaching(500, 2)]})
+    analysis = write_report(out)
+    (r,) = analysis.results
+    ttt = r.comparisons["time_to_threshold"]
+    assert (ttt.mean_transfer, ttt.mean_scratch) == pytest.approx((1100 / 3, 2600 / 3))
+    se = np.sqrt(np.var([300, 300, 500], ddof=1) / 3 + np.var([600, 1000, 1000], ddof=1) / 3)
+    half = stats.t.ppf(0.975, 2) * se
+    assert (ttt.diff, ttt.ci_low, ttt.ci_high) == pytest.approx((500, 500 - half, 500 + half))
+    assert ttt.rmst_p == pytest.approx(2 * stats.t.sf(500 / se, 2))
+    assert ttt.test == "logrank" and ttt.logrank_p == pytest.approx(0.1) and ttt.p_value == ttt.logrank_p
+    assert (ttt.censored_transfer, ttt.censored_scratch, ttt.tau) == (0, 2, BUDGET)
+    # the log-rank statistic by hand: O - E = (2 - 1) + (1 - 1/4), V = 0.4 + 0.1875; asymptotic p for reference
+    from rltransfer.statistics import logrank_test
+    z = 1.75 / np.sqrt(0.5875)
+    assert logrank_test([300, 300, 500], [0, 0, 0], [600, 1000, 1000], [0, 1, 1], method="asymptotic") == (
+        pytest.approx(2 * stats.norm.sf(z)))
+    km = r.survival
+    assert km is not None and km.tau == BUDGET and km.threshold == 475
+    assert (km.transfer.times, km.transfer.survival) == ([300.0, 500.0], pytest.approx([1 / 3, 0.0]))
+    assert (km.scratch.times, km.scratch.survival, km.scratch.censored_at) == ([600.0], pytest.approx([2 / 3]),
+                                                                               [1000.0, 1000.0])
+    md = (out / "report.md").read_text()
+    assert "| +500 [" in md and "(censored 0/3 vs 2/3; log-rank p=0.100) |" in md
+    detail = _cells(md, "| p | finetune | time to threshold")
+    assert detail[3:6] == ["367", "867", format_ci(500, 500 - half, 500 + half)]
+    assert detail[7] == "log-rank 0.100"
+    data = json.loads((out / "report.json").read_text())
+    assert data["results"][0]["survival"]["scratch"]["censored_at"] == [1000.0, 1000.0]
+    assert data["results"][0]["comparisons"]["time_to_threshold"]["logrank_p"] == pytest.approx(0.1)
+    assert (out / "time_to_threshold.png").stat().st_size > 1000
+
+
+def test_suite_aggregates_leave_the_controls_out(bench: Path) -> None:
+    """Only the useful pair of the hand-made bench counts (the planted negative and the null are controls): its two
+    arms are the tasks of "all transfer arms"; IQM, difference and probability of improvement as rliable's."""
+    from rltransfer import statistics as st
+
+    analysis = write_report(bench)
+    (agg,) = analysis.aggregates
+    assert agg.group == "all transfer arms" and agg.tasks == ["good/finetune", "good/freeze"]
+    assert agg.excluded == ["bad/finetune", "same/finetune"] and (agg.runs_per_task, agg.scratch_runs_per_task) == (5, 5)
+
+    def auc(arm: str) -> np.ndarray:
+        return np.array([x.metrics["auc"] for x in analysis.runs_of("good", arm)])
+
+    a = np.column_stack([auc("finetune"), auc("freeze")])
+    s = np.column_stack([auc("scratch"), auc("scratch")])
+    assert agg.iqm_arm[0] == pytest.approx(st.iqm(a)) and agg.iqm_scratch[0] == pytest.approx(st.iqm(s))
+    assert agg.iqm_difference[0] == pytest.approx(st.iqm(a) - st.iqm(s))
+    assert agg.iqm_arm[1] <= agg.iqm_arm[0] <= agg.iqm_arm[2]
+    assert agg.prob_improvement[0] == pytest.approx(1.0), "every arm run beats every scratch run"
+    assert agg.profile_arm[0] == 1.0 and len(agg.taus) == len(agg.profile_scratch) == 51
+    md = (bench / "report.md").read_text()
+    assert "### Across the suite" in md and "| all transfer arms | transfer | 2 | 5 / 5 |" in md
+    assert "Left out: bad/finetune, same/finetune" in md
+    data = json.loads((bench / "report.json").read_text())
+    assert data["aggregates"][0]["tasks"] == ["good/finetune", "good/freeze"]
+    assert (bench / "performance_profiles.png").stat().st_size > 1000
+
+
+def test_the_methods_state_the_rules_as_applied(bench: Path) -> None:
+    write_report(bench)
+    md = (bench / "report.md").read_text()
+    methods = md.split("## Methods", 1)[1]
+    for text in ("Welch t interval with Hsu's conservative degrees of freedom min(n_t, n_s) - 1",
+                 "the exact permutation test of the arm labels takes its place",
+                 "Holm across pairs x metrics", "two one-sided Welch-Hsu tests (TOST)", "90% t interval inside +-margin",
+                 "normalized AUC ±0.05 (default: 0.05)", "jumpstart ±25 (default: 5% of the family's return range)",
+                 "the two-sided log-rank test", "restricted mean times to the threshold up to tau = the budget",
+                 "interquartile mean", "never from the observed effect", "Verdict rule.", "Profile rule.",
+                 "The verdict is the verdict rule on normalized AUC"):
+        assert text in methods, text
+    assert "bootstrap interval" not in md.split("### Per-metric details")[0].split("Sign convention")[1].replace(
+        "stratified bootstrap interval (descriptive", ""), "the verdict's intervals are t intervals now"
+    assert "Mann-Whitney" not in md.split("```")[0], "outside the verdict rule, which names the other tests"
+    data = json.loads((bench / "report.json").read_text())
+    assert data["rules"]["profile"].startswith("Profile rule.") and data["primary_verdict"].startswith("The verdict")
+    assert data["settings"]["margins"]["good"] == {"jumpstart": 25.0, "asymptotic": 25.0, "auc": 0.05,
+                                                   "time_to_threshold": 50.0}
+    good = next(r for r in data["results"] if r["pair"] == "good")
+    assert good["profile"] in ("better", "jumpstart only") and good["comparisons"]["auc"]["test"] == "welch"
+
+
+def test_declared_margins_are_used_and_stated(tmp_path: Path) -> None:
+    out = one_pair_bench(tmp_path / "b", {"scratch": [flat_ramp(s) for s in range(3)],
+                                          "finetune": [flat_ramp(s, 0.5) for s in range(3)]},
+                         margins={"auc": 0.02, "jumpstart": 10})
+    analysis = write_report(out)
+    (r,) = analysis.results
+    assert r.margin == 0.02 and r.comparisons["jumpstart"].margin == 10 and r.comparisons["asymptotic"].margin == 25
+    md = (out / "report.md").read_text()
+    assert "normalized AUC ±0.02 (declared in the suite)" in md and "jumpstart ±10 (declared in the suite)" in md
+    assert "shown within ±0.02" in md or "not shown within ±0.02" in md
+
+
+def test_survival_and_profile_figures_fit_and_keep_each_arms_colour(bench: Path) -> None:
+    analysis = analyze(bench)
+    colors = report_colors(analysis)
+    curves = colors_by_gid(curves_figure(analysis, colors), "arm")
+    km_fig = survival_figure(analysis, colors)
+    km = colors_by_gid(km_fig, "km")
+    assert set(km) == {"scratch", "finetune", "freeze"} and len(km["scratch"]) == 3, "one scratch curve per pair"
+    for arm, found in km.items():
+        assert set(found) == set(curves[arm]), arm
+    assert km_fig.axes[0].get_title().replace("\n", " ").startswith("good (return >= 475)")
+    profile_fig = performance_profile_figure(analysis, colors)
+    for fig in (km_fig, profile_fig):
+        assert fig.get_size_inches()[0] <= TEXT_WIDTH + 1e-9
+        assert texts_outside(fig) == [] and small_fonts(fig) == []
+    assert set(colors_by_gid(profile_fig, "profile")["scratch"]) == set(curves["scratch"])
