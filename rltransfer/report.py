@@ -677,6 +677,17 @@ def _counts_text(counts: dict[str, int]) -> str:
     return "n: " + ", ".join(f"{arm} {n}" for arm, n in counts.items())
 
 
+def _panels(n: int) -> tuple[Any, np.ndarray, float, int]:
+    """A figure of ``n`` panels, up to three a row: a column wide for one, the text width for more (call it
+    inside :func:`~rltransfer.plots.paper_style`). Returns the figure, its axes (rows x cols), its width in
+    inches and the number of columns."""
+    cols = min(3, n)
+    rows = math.ceil(n / cols)
+    width = COLUMN_WIDTH if cols == 1 else TEXT_WIDTH
+    fig = new_figure(width, 1.0 + 2.2 * rows)
+    return fig, fig.subplots(rows, cols, squeeze=False), width, cols
+
+
 def curves_figure(analysis: Analysis, colors: Mapping[str, str] | None = None) -> Any:
     """Learning curves, one panel per pair: mean return over seeds with its band (:func:`mean_ci_band` at the
     suite's level, kept inside the family's return range), each arm against scratch (dashed), one legend for
@@ -688,12 +699,8 @@ def curves_figure(analysis: Analysis, colors: Mapping[str, str] | None = None) -
     if not pairs:
         raise ValueError(f"{analysis.out}: no finished run to draw learning curves of")
     n = len(pairs)
-    cols = min(3, n)
-    rows = math.ceil(n / cols)
-    width = COLUMN_WIDTH if cols == 1 else TEXT_WIDTH
     with paper_style():
-        fig = new_figure(width, 1.0 + 2.2 * rows)
-        axes = fig.subplots(rows, cols, squeeze=False)
+        fig, axes, width, cols = _panels(n)
         handles: dict[str, Any] = {}
         for k, (ax, pair) in enumerate(zip(axes.flat, pairs)):
             grid = np.linspace(0, suite.budget_of(pair), 101)
@@ -836,16 +843,13 @@ def survival_figure(analysis: Analysis, colors: Mapping[str, str] | None = None)
     if not by_pair:
         raise ValueError(f"{analysis.out}: no comparison with time-to-threshold data to draw")
     n = len(by_pair)
-    cols = min(3, n)
-    rows = math.ceil(n / cols)
-    width = COLUMN_WIDTH if cols == 1 else TEXT_WIDTH
     with paper_style():
-        fig = new_figure(width, 1.0 + 2.2 * rows)
-        axes = fig.subplots(rows, cols, squeeze=False)
+        fig, axes, width, cols = _panels(n)
         handles: dict[str, Any] = {}
         for k, (ax, (pair, results)) in enumerate(zip(axes.flat, by_pair.items())):
             first = results[0].survival
-            assert first is not None
+            if first is None:  # by_pair holds only results with survival curves
+                continue
             end = max([first.tau, *first.scratch.censored_at, *first.scratch.times]
                       + [t for r in results if r.survival for t in (*r.survival.transfer.censored_at,
                                                                     *r.survival.transfer.times)])
@@ -894,12 +898,8 @@ def performance_profile_figure(analysis: Analysis, colors: Mapping[str, str] | N
         raise ValueError(f"{analysis.out}: no suite aggregate to draw")
     colors = dict(colors) if colors is not None else report_colors(analysis)
     n = len(aggregates)
-    cols = min(3, n)
-    rows = math.ceil(n / cols)
-    width = COLUMN_WIDTH if cols == 1 else TEXT_WIDTH
     with paper_style():
-        fig = new_figure(width, 1.0 + 2.2 * rows)
-        axes = fig.subplots(rows, cols, squeeze=False)
+        fig, axes, width, cols = _panels(n)
         handles: dict[str, Any] = {}
         for k, (ax, a) in enumerate(zip(axes.flat, aggregates)):
             taus = np.asarray(a.taus)
