@@ -91,7 +91,7 @@ def test_a_shipped_name_is_suggested_for_a_path_that_is_not_there(tmp_path: Path
                                                                  capsys: pytest.CaptureFixture[str]) -> None:
     code = main(["benchmark", str(tmp_path / "benchmarks" / "quick.yaml"), "--out", str(tmp_path / "b")])
     err = capsys.readouterr().err
-    assert code == 2 and "the shipped suite 'quick' is available by name" in err and "quick, sim2real" in err
+    assert code == 2 and "the shipped suite 'quick' is available by name" in err and "Shipped suite names: curricula, quick, " in err
 
 
 def test_an_agent_of_another_algorithm_suggests_algo(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
