@@ -41,6 +41,7 @@ per-seed values are read, and :attr:`ArmResult.sources` is where that analysis p
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import math
 from dataclasses import asdict, dataclass, field
@@ -528,8 +529,6 @@ def _on_common_span(transfer: list[RunRecord], scratch: list[RunRecord], budget:
     depends on the runs' data only, not on the order they trained in. Without a stop: the records as they
     are and ``None``.
     """
-    import dataclasses
-
     from rltransfer.detection import censored_metrics, common_horizon
 
     stops = {id(r): float(r.alarm_step) if r.stopped_early and r.alarm_step is not None else None
@@ -1023,6 +1022,15 @@ def analyze(out: str | Path) -> Analysis:
             reason = (f"{d.reason} (seeds added until decided, group-sequential {design.design.spending}: the "
                       "verdict's error holds under the stopping)")
             seeds_needed = d.seeds_needed
+        nested = nested_comparison(suite, runs, key[0], key[1]) if pair.arm_kind(key[1]) == "transfer" else None
+        if nested is not None:  # the report says when a verdict rests on a single source
+            c = nested.cluster
+            if (nested.n_sources > 1 and label in ("positive", "negative") and math.isfinite(c.low)
+                    and c.low <= 0.0 <= c.high):
+                label = "inconclusive"
+                reason += (f" Over its {nested.n_sources} sources the interval includes 0 (cluster t "
+                           f"[{c.low:+.3g}, {c.high:+.3g}]): the verdict does not hold across sources.")
+            reason += f" Source: {nested.reason}."
         if key in horizons:
             reason += (f" Compared on the first {horizons[key]:,.0f} of {suite.budget_of(pair):,} steps: the "
                        "online detector stopped the arm there, and every run reached it.")
@@ -1030,6 +1038,7 @@ def analyze(out: str | Path) -> Analysis:
             pair=key[0], arm=key[1], strategy=_arm_strategy(pair, key[1]), role=pair.role, label=label,
             reason=reason, seeds_needed=seeds_needed, comparisons=comparisons[key],
             horizon=horizons.get(key),
+            sources=dataclasses.asdict(nested) if nested is not None else None,
             transfer_ratio=_ratio_interval(auc_t, auc_s, 2000, suite.alpha, seed=7 + i),
             steps_saved=sum(r.steps_saved for r in transfer), would_save=sum(r.would_save for r in transfer),
             alarms=sum(r.alarm_step is not None for r in transfer), budget=suite.budget_of(pair),
