@@ -393,6 +393,7 @@ class RunCounts:
     to_run: int
     session: dict[str, Any] | None = None
     unfinished: tuple[str, ...] = ()
+    not_needed: int = 0
 
     @property
     def total(self) -> int:
@@ -405,7 +406,11 @@ class RunCounts:
         if self.blocked:
             failed += f" ({self.blocked} of them not run: a run they depend on failed)"
         runs = "run" if self.total == 1 else "runs"
-        return f"{self.total} {runs} ({kinds}): {self.finished} finished, {failed}, {self.to_run} still to run"
+        text = f"{self.total} {runs} ({kinds}): {self.finished} finished, {failed}, {self.to_run} still to run"
+        if self.not_needed:
+            text += (f"; {self.not_needed} more the fixed design would make, not needed (their comparisons were "
+                     "decided with fewer seeds)")
+        return text
 
     def session_summary(self) -> str | None:
         """The last session in the words ``rltransfer benchmark`` printed it: ``9 executed, 1 already done,
@@ -418,6 +423,7 @@ class RunCounts:
     def to_dict(self) -> dict[str, Any]:
         return {"total": self.total, "by_kind": dict(self.by_kind), "finished": self.finished,
                 "failed": self.failed, "blocked": self.blocked, "still_to_run": self.to_run,
+                "not_needed": self.not_needed,
                 "last_session": self.session, "summary": self.summary()}
 
 
@@ -661,7 +667,8 @@ def _last_session(sessions: list[dict[str, Any]]) -> dict[str, Any] | None:
     return {**counts, "interrupted": bool(last.get("interrupted"))}
 
 
-def count_runs(suite: Suite, out: str | Path, sessions: list[dict[str, Any]] | None = None) -> RunCounts:
+def count_runs(suite: Suite, out: str | Path, sessions: list[dict[str, Any]] | None = None,
+               design: Any = None) -> RunCounts:
     """Count the suite's runs in ``out`` as the benchmark runner counts them.
 
     The runs are those :func:`rltransfer.benchmark.expand` makes: each trained source once (shared by the
@@ -675,6 +682,8 @@ def count_runs(suite: Suite, out: str | Path, sessions: list[dict[str, Any]] | N
         suite: the suite (:func:`rltransfer.suite.stored_suite`).
         out: the benchmark folder.
         sessions: the sessions of ``benchmark.json`` (the last one's counts are kept as they were printed).
+        design: for a suite run until decided, its :class:`rltransfer.sequential.SequentialState`: runs at
+            seeds a decided comparison no longer wants are not counted as still to run but as not needed.
     """
     out = Path(out)
     owners = stored_scratch_owners(suite, out)
@@ -697,6 +706,21 @@ def count_runs(suite: Suite, out: str | Path, sessions: list[dict[str, Any]] | N
                 kinds[key] = kind
                 deps[key] = ([source] if kind == "transfer" and source else []) + (
                     scratch if suite.detection.enable else [])
+    not_needed = 0
+    if design is not None:  # seeds the group-sequential design did not need (their comparisons were decided)
+        index = {seed: i for i, seed in enumerate(suite.seed_list)}
+        wanted: set[str] = set(sources.values()) - {None}  # type: ignore[arg-type]
+        for pair in suite.pairs:
+            for arm in pair.arms:
+                decision = design.decisions.get((pair.name, arm))
+                n = decision.wanted if decision is not None else len(index)
+                wanted.update(f"runs/{pair.name}/{arm}/seed{seed}" for seed in suite.seed_list if index[seed] < n)
+                wanted.update(f"runs/{owners[pair.name]}/{SCRATCH}/seed{seed}" for seed in suite.seed_list
+                              if index[seed] < n)
+        unneeded = [k for k in kinds if k not in wanted and _run_state(out / k, needs_curve=True) != "finished"]
+        not_needed = len(unneeded)
+        for key in unneeded:
+            kinds.pop(key)
     states = {key: _run_state(out / key, needs_curve=kind != "source") for key, kind in kinds.items()}
     failed = {k for k, v in states.items() if v == "failed"}
     blocked = {k for k, v in states.items() if v == "other" and any(d in failed for d in deps.get(k, ()))}
@@ -705,7 +729,7 @@ def count_runs(suite: Suite, out: str | Path, sessions: list[dict[str, Any]] | N
     return RunCounts(
         by_kind=by_kind, finished=finished, failed=len(failed) + len(blocked), blocked=len(blocked),
         to_run=len(kinds) - finished - len(failed) - len(blocked), session=_last_session(sessions or []),
-        unfinished=tuple(k for k, v in states.items() if v != "finished"),
+        unfinished=tuple(k for k, v in states.items() if v != "finished"), not_needed=not_needed,
     )
 
 
@@ -1048,7 +1072,7 @@ def analyze(out: str | Path) -> Analysis:
             margin=v.margin, equivalence_p=v.equivalence_p, seeds_needed_equivalence=v.seeds_needed_equivalence,
             profile=profile, profile_reason=profile_reason, survival=survival.get(key),
         ))
-    counts = count_runs(suite, out, sessions)
+    counts = count_runs(suite, out, sessions, design)
     missing = [k for k in counts.unfinished if k not in missing] + missing
     return Analysis(suite, out, runs, results, sessions, missing, ranges, counts, margins, thresholds,
                     _aggregates(suite, keys, arms))
