@@ -68,7 +68,6 @@ from scipy import optimize, stats
 from rltransfer.errors import ConfigError, unknown_name
 
 if TYPE_CHECKING:
-    from rltransfer.analysis import RunRecord
     from rltransfer.suite import Suite
 
 __all__ = [
@@ -676,7 +675,7 @@ def design_of(suite: Suite) -> SequentialDesign | None:
     return SequentialDesign(settings.looks(suite), float(suite.alpha), settings.spending)
 
 
-def comparison_data(suite: Suite, records: Sequence[RunRecord], metric: str = "auc"
+def comparison_data(suite: Suite, records: Sequence[Any], metric: str = "auc"
                     ) -> dict[tuple[str, str], tuple[np.ndarray, np.ndarray]]:
     """Every (pair, arm) comparison's per-seed values, in the order of the suite's seeds, ``nan`` where no run.
 
@@ -702,7 +701,7 @@ def comparison_data(suite: Suite, records: Sequence[RunRecord], metric: str = "a
             for pair in suite.pairs for arm in pair.arms}
 
 
-def suite_state(suite: Suite, records: Sequence[RunRecord]) -> SequentialState | None:
+def suite_state(suite: Suite, records: Sequence[Any]) -> SequentialState | None:
     """The design of ``suite`` replayed on ``records`` (its primary metric, normalized AUC); ``None`` when the
     suite is not run until decided. The planning figure uses each pair's AUC margin (default 0.05)."""
     from rltransfer.statistics import DEFAULT_MARGINS

@@ -216,7 +216,7 @@ def test_fixture_zoo_config() -> None:
         "log_std_init": -2,
         "ortho_init": False,
         "activation_fn": "ReLU",
-        "net_arch": [{"pi": [256, 256], "vf": [256, 256]}],
+        "net_arch": {"pi": [256, 256], "vf": [256, 256]},  # SB3 < 1.8's [dict(...)] read as today's SB3 takes it
     }
     assert config["clip_range"] == {"schedule": "linear", "start": 0.4, "end": 0.0}
     assert config["learning_rate"] == 3e-05
