@@ -1052,12 +1052,12 @@ def analyze(out: str | Path) -> Analysis:
             if (nested.n_sources > 1 and label in ("positive", "negative") and math.isfinite(c.low)
                     and c.low <= 0.0 <= c.high):
                 label = "inconclusive"
-                reason += (f" Over its {nested.n_sources} sources the interval includes 0 (cluster t "
-                           f"[{c.low:+.3g}, {c.high:+.3g}]): the verdict does not hold across sources.")
-            reason += f" Source: {nested.reason}."
+                reason += (f"; over its {nested.n_sources} sources the interval includes 0 (cluster t "
+                           f"[{c.low:+.3g}, {c.high:+.3g}]): the verdict does not hold across sources")
+            reason += f"; source: {nested.reason}"
         if key in horizons:
-            reason += (f" Compared on the first {horizons[key]:,.0f} of {suite.budget_of(pair):,} steps: the "
-                       "online detector stopped the arm there, and every run reached it.")
+            reason += (f"; compared on the first {horizons[key]:,.0f} of {suite.budget_of(pair):,} steps: the "
+                       "online detector stopped the arm there, and every run reached it")
         results.append(ArmResult(
             pair=key[0], arm=key[1], strategy=_arm_strategy(pair, key[1]), role=pair.role, label=label,
             reason=reason, seeds_needed=seeds_needed, comparisons=comparisons[key],
