@@ -688,6 +688,14 @@ def _panels(n: int) -> tuple[Any, np.ndarray, float, int]:
     return fig, fig.subplots(rows, cols, squeeze=False), width, cols
 
 
+def _finish_panels(fig: Any, axes: np.ndarray, n: int, handles: Mapping[str, Any]) -> None:
+    """Hide the grid's unused panels and put one legend for the whole figure below them."""
+    for ax in list(axes.flat)[n:]:
+        ax.set_visible(False)
+    fig.legend(handles=list(handles.values()), labels=list(handles), loc="outside lower center",
+               ncols=min(len(handles), 4))
+
+
 def curves_figure(analysis: Analysis, colors: Mapping[str, str] | None = None) -> Any:
     """Learning curves, one panel per pair: mean return over seeds with its band (:func:`mean_ci_band` at the
     suite's level, kept inside the family's return range), each arm against scratch (dashed), one legend for
@@ -724,10 +732,7 @@ def curves_figure(analysis: Analysis, colors: Mapping[str, str] | None = None) -
                 ax.set_ylabel("evaluation return")
             _steps_axis(ax)
             ax.grid(alpha=0.3)
-        for ax in list(axes.flat)[n:]:
-            ax.set_visible(False)
-        fig.legend(handles=list(handles.values()), labels=list(handles), loc="outside lower center",
-                   ncols=min(len(handles), 4))
+        _finish_panels(fig, axes, n, handles)
         note = "; runs stopped by the detector are held at their last evaluation" if any(
             r.stopped_early for r in analysis.runs) else ""
         fig.suptitle(wrap_title(f"{suite.name}: mean evaluation return over seeds, {_level(suite.alpha)} "
@@ -874,10 +879,7 @@ def survival_figure(analysis: Analysis, colors: Mapping[str, str] | None = None)
             ax.set_ylim(-0.03, 1.03)
             _steps_axis(ax)
             ax.grid(alpha=0.3)
-        for ax in list(axes.flat)[n:]:
-            ax.set_visible(False)
-        fig.legend(handles=list(handles.values()), labels=list(handles), loc="outside lower center",
-                   ncols=min(len(handles), 4))
+        _finish_panels(fig, axes, n, handles)
         fig.suptitle(wrap_title(f"{suite.name}: time to threshold, Kaplan-Meier with {_level(suite.alpha)} bands "
                                 "(dotted: the budget)", width, PAPER_RC["figure.titlesize"]))
     return fig
@@ -918,10 +920,7 @@ def performance_profile_figure(analysis: Analysis, colors: Mapping[str, str] | N
             ax.set_xlim(0, 1)
             ax.set_ylim(-0.03, 1.03)
             ax.grid(alpha=0.3)
-        for ax in list(axes.flat)[n:]:
-            ax.set_visible(False)
-        fig.legend(handles=list(handles.values()), labels=list(handles), loc="outside lower center",
-                   ncols=min(len(handles), 4))
+        _finish_panels(fig, axes, n, handles)
         fig.suptitle(wrap_title(f"{analysis.suite.name}: performance profiles of normalized AUC, "
                                 f"{_level(analysis.suite.alpha)} bands", width, PAPER_RC["figure.titlesize"]))
     return fig
